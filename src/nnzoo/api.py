@@ -1,0 +1,318 @@
+"""What users and the CLI call: train, evaluate, predict, report, summary, load.
+
+Every function takes plain values and returns plain values (dicts, paths, tensors); the CLI only parses argv
+and prints what comes back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import checkpoint, reports
+from .callbacks import Callback
+from .config import RunConfig, TrainConfig
+from .data import DATASETS, dataset_spec, load_dataset
+from .data.spec import DataSpec, Dataset
+from .errors import UserError
+from .images import load_images
+from .models import MODELS, Model, create_model
+from .recipes import RECIPES, load_recipe
+from .summary import format_summary, summarize
+from .trainer import Trainer, seed_everything
+
+# Flags of `nnzoo train` and the settings they set.
+FLAG_SETTINGS = {
+    "dataset": "data.name",
+    "data_dir": "data.data_dir",
+    "epochs": "train.epochs",
+    "batch_size": "train.batch_size",
+    "lr": "train.lr",
+    "optimizer": "train.optimizer",
+    "seed": "train.seed",
+    "device": "train.device",
+    "max_steps": "train.max_steps",
+}
+
+
+class Interrupted(UserError):
+    exit_code = 130
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+
+
+@dataclass
+class LoadedRun:
+    run_dir: Path
+    config: RunConfig
+    spec: DataSpec
+    model: Model
+    checkpoint: Path
+    payload: dict[str, Any]
+
+
+# ---- train ---------------------------------------------------------------------------------------------------------
+def make_config(recipe: str | RunConfig, overrides: dict[str, Any] | None = None,
+                sets: Sequence[tuple[str, Any]] = ()) -> RunConfig:  # fmt: skip
+    """A recipe (name, YAML path or RunConfig) with flag values and ``--set`` pairs applied, validated."""
+    cfg = dataclasses.replace(recipe) if isinstance(recipe, RunConfig) else load_recipe(recipe)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            cfg.override(FLAG_SETTINGS.get(key, key), value)
+    for key, value in sets:
+        cfg.override(key, value)
+    cfg.train.validate()
+    return cfg
+
+
+def train(
+    recipe: str | RunConfig,
+    *,
+    out: str | os.PathLike | None = None,
+    resume: bool = False,
+    overrides: dict[str, Any] | None = None,
+    sets: Sequence[tuple[str, Any]] = (),
+    callbacks: Sequence[Callback] = (),
+    progress: bool = True,
+) -> RunResult:
+    """Train a recipe into a run folder (config.yaml, metrics.jsonl, checkpoints/, report/, metrics.json)."""
+    state = None
+    if resume:
+        run_dir = Path(out) if out else _latest_run(recipe)
+        last = run_dir / "checkpoints" / "last.pt"
+        if not last.is_file():
+            raise UserError(f"Nothing to resume in {run_dir}: it holds no checkpoints/last.pt.")
+        state = checkpoint.load(last)
+        saved = RunConfig.from_dict(state["config"])
+        cfg = make_config(saved, overrides, sets)
+        if (cfg.model, cfg.model_args, cfg.data.name) != (saved.model, saved.model_args, saved.data.name):
+            raise UserError("The model and dataset of a run cannot change when resuming; start a new run instead.")
+    else:
+        cfg = make_config(recipe, overrides, sets)
+        run_dir = _new_run_dir(out, cfg.recipe or cfg.model)
+    data = load_dataset(cfg.data)
+    seed_everything(cfg.train.seed, cfg.train.deterministic)
+    model = create_model(cfg.model, data.spec, **cfg.model_args)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_text(run_dir / "config.yaml", cfg.to_yaml())
+    if progress:
+        print(f"run {run_dir}: {cfg.model} on {data.describe()}", flush=True)
+    trainer = Trainer(model, cfg.train, run_dir=run_dir, callbacks=callbacks, spec=data.spec,
+                      run_config=cfg.to_dict(), progress=progress)  # fmt: skip
+    if state is not None:
+        trainer.load_state_dict(state)
+        if progress:
+            print(f"resuming after epoch {trainer.epoch} of {cfg.train.epochs}", flush=True)
+    try:
+        trainer.fit(data.train, data.val)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"Interrupted in epoch {trainer.epoch + 1}; the last good checkpoint (epoch {trainer.epoch}) is "
+            f"{run_dir / 'checkpoints' / 'last.pt'}: continue with `nnzoo train {cfg.recipe or 'RECIPE'} "
+            f"--out {run_dir} --resume`."
+        ) from None
+    metrics = _finish_run(trainer, data, cfg, run_dir, progress)
+    return RunResult(run_dir, metrics, trainer.history)
+
+
+def _finish_run(trainer: Trainer, data: Dataset, cfg: RunConfig, run_dir: Path, progress: bool) -> dict[str, Any]:
+    which = "last"
+    best = run_dir / "checkpoints" / "best.pt"
+    if data.val is not None and trainer.best_epoch != trainer.epoch and best.is_file():
+        trainer.model.load_state_dict(checkpoint.load(best)["model"])  # test the weights validation chose
+        which = "best"
+    elif data.val is not None:
+        which = "best"  # the last epoch was the best one
+    test, outputs = trainer.evaluate_with_outputs(data.test)
+    summary = trainer.summary()
+    metrics: dict[str, Any] = {
+        "recipe": cfg.recipe,
+        "model": cfg.model,
+        "dataset": cfg.data.name,
+        "test": test,
+        "test_checkpoint": which,
+        "best_epoch": trainer.best_epoch,
+        "epochs": trainer.epoch,
+        "steps": trainer.global_step,
+        "train_seconds": summary["train_seconds"],
+        **{k: v for k, v in summary.items() if k not in ("train_seconds", "epochs_run")},
+    }
+    if data.val is not None and trainer.best_epoch:
+        best_logs = trainer.history[trainer.best_epoch - 1]
+        metrics["val"] = {k[4:]: v for k, v in best_logs.items() if k.startswith("val_")}
+    if cfg.expected:
+        metrics["expected"] = cfg.expected
+        metrics["meets_expected"] = _meets(metrics, cfg.expected)
+    _write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    write_reports(trainer.history, data, outputs, run_dir, cfg)
+    if progress:
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in test.items())
+        print(f"test ({which} checkpoint): {shown}\nwrote {run_dir}/metrics.json and {run_dir}/report/", flush=True)
+    return metrics
+
+
+def _meets(metrics: dict[str, Any], expected: dict[str, Any]) -> dict[str, bool]:
+    out = {}
+    for key, target in expected.items():
+        split, _, name = key.partition("_")
+        value = metrics.get(split, {}).get(name)
+        if value is not None:
+            out[key] = bool(value <= target if "loss" in name else value >= target)
+    return out
+
+
+def write_reports(history: list[dict[str, Any]], data: Dataset, outputs: torch.Tensor | None, run_dir: Path,
+                  cfg: RunConfig) -> list[Path]:  # fmt: skip
+    """PNG reports from the history and the model's test outputs (logits for classifiers)."""
+    folder = run_dir / "report"
+    folder.mkdir(parents=True, exist_ok=True)
+    title = f"{cfg.recipe or cfg.model}"
+    paths = [reports.plot_curves(history, folder / "curves.png", title)] if history else []
+    if data.spec.task == "classification" and outputs is not None:
+        probs = outputs.softmax(1)
+        cm = reports.confusion_matrix(data.test.y, probs.argmax(1), data.spec.num_classes)
+        paths.append(reports.plot_confusion(cm, data.spec.class_names, folder / "confusion_matrix.png", title))
+        paths.append(reports.plot_worst(data.test.x, data.test.y, probs, data.spec.class_names, folder / "worst.png"))
+    return paths
+
+
+def _new_run_dir(out: str | os.PathLike | None, name: str) -> Path:
+    if out is not None:
+        run_dir = Path(out)
+        if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
+            raise UserError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --out.")
+        return run_dir
+    base = Path("runs") / name
+    run_dir, n = base, 1
+    while run_dir.exists() and any(run_dir.iterdir()):  # never overwrite an earlier run's results
+        n += 1
+        run_dir = base.with_name(f"{base.name}-{n}")
+    return run_dir
+
+
+def _latest_run(recipe: str | RunConfig) -> Path:
+    name = recipe.recipe if isinstance(recipe, RunConfig) else Path(recipe).stem
+    candidates = [p for p in Path("runs").glob(f"{name}*") if (p / "checkpoints" / "last.pt").is_file()]
+    if not candidates:
+        raise UserError(f"Nothing to resume: no run of {name!r} with a checkpoint under runs/; give --out RUN_DIR.")
+    return max(candidates, key=lambda p: (p / "checkpoints" / "last.pt").stat().st_mtime)
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# ---- use a trained run ---------------------------------------------------------------------------------------------
+def load_run(run_dir: str | os.PathLike, which: str = "best") -> LoadedRun:
+    """Rebuild the model of a run folder from its checkpoint alone (no code is unpickled)."""
+    path = checkpoint.find(run_dir, which)
+    payload = checkpoint.load(path)
+    cfg = RunConfig.from_dict(payload["config"])
+    spec = DataSpec.from_dict(payload["spec"])
+    model = create_model(cfg.model, spec, **cfg.model_args)
+    model.load_state_dict(payload["model"])
+    model.eval()
+    return LoadedRun(Path(run_dir), cfg, spec, model, path, payload)
+
+
+def _trainer_for(run: LoadedRun, device: str | None) -> Trainer:
+    tc = dataclasses.replace(run.config.train, device=device or "auto", compile=False)
+    return Trainer(run.model, tc, spec=run.spec, progress=False)
+
+
+def _load_data(run: LoadedRun, data_dir: str | None) -> Dataset:
+    dc = dataclasses.replace(run.config.data, data_dir=data_dir or run.config.data.data_dir)
+    return load_dataset(dc)
+
+
+def evaluate(run_dir: str | os.PathLike, *, data_dir: str | None = None, device: str | None = None) -> dict[str, Any]:
+    """Test-set metrics of a run's best checkpoint, with per-class accuracy and the confusion matrix."""
+    run = load_run(run_dir)
+    data = _load_data(run, data_dir)
+    trainer = _trainer_for(run, device)
+    metrics, outputs = trainer.evaluate_with_outputs(data.test)
+    result: dict[str, Any] = {"run": str(run_dir), "checkpoint": str(run.checkpoint), "split": "test",
+                              "samples": len(data.test), **metrics}  # fmt: skip
+    if run.spec.task == "classification" and outputs is not None:
+        pred = outputs.argmax(1)
+        cm = reports.confusion_matrix(data.test.y, pred, run.spec.num_classes)
+        totals = cm.sum(1).clamp(min=1)
+        result["per_class_accuracy"] = {n: (cm[i, i] / totals[i]).item() for i, n in enumerate(run.spec.class_names)}
+        result["confusion_matrix"] = cm.tolist()
+        result["class_names"] = run.spec.class_names
+    return result
+
+
+def predict(run_dir: str | os.PathLike, images: Sequence[str | os.PathLike], *, top_k: int = 3,
+            device: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """Class and probabilities for each image file (any size; see images.py for the preprocessing)."""
+    if not images:
+        raise UserError("Give at least one image file to predict.")
+    if top_k < 1:
+        raise UserError(f"--top-k must be at least 1, not {top_k}.")
+    run = load_run(run_dir)
+    if run.spec.task != "classification":
+        raise UserError(f"{run_dir} holds a {run.spec.task} model; predict takes classifiers.")
+    x = load_images(list(images), run.spec)
+    probs = _trainer_for(run, device).predict(x).softmax(1)
+    names = run.spec.class_names
+    out = []
+    for path, p in zip(images, probs):
+        top = p.topk(min(top_k, len(names)))
+        out.append({
+            "file": str(path),
+            "label": names[int(top.indices[0])],
+            "index": int(top.indices[0]),
+            "probability": float(top.values[0]),
+            "top_k": [{"label": names[int(i)], "index": int(i), "probability": float(v)}
+                      for v, i in zip(top.values, top.indices)],  # fmt: skip
+            "probabilities": {n: float(v) for n, v in zip(names, p)},
+        })  # fmt: skip
+    return out
+
+
+def report(run_dir: str | os.PathLike, *, data_dir: str | None = None, device: str | None = None) -> list[Path]:
+    """Regenerate a run's PNG reports from its folder (history from the checkpoint, test set reloaded)."""
+    run = load_run(run_dir, which="last")
+    data = _load_data(run, data_dir)
+    _, outputs = _trainer_for(load_run(run_dir, which="best"), device).evaluate_with_outputs(data.test)
+    return write_reports(list(run.payload.get("history", [])), data, outputs, Path(run_dir), run.config)
+
+
+# ---- explore ---------------------------------------------------------------------------------------------------------
+def summary(model: str, dataset: str = "mnist", **model_args: Any) -> str:
+    spec = dataset_spec(dataset)
+    net = create_model(model, spec, **model_args)
+    rows, params, flops = summarize(net, spec.input_shape)
+    title = f"{model} on {dataset}: input (B, {', '.join(map(str, spec.input_shape))})"
+    return format_summary(title, rows, params, flops)
+
+
+def list_models() -> dict[str, str]:
+    return {n: MODELS.help(n) for n in MODELS}
+
+
+def list_datasets() -> dict[str, str]:
+    return {n: DATASETS.help(n) for n in DATASETS}
+
+
+def list_recipes() -> dict[str, str]:
+    return {n: RECIPES.help(n) for n in RECIPES}
+
+
+__all__ = ["LoadedRun", "RunResult", "TrainConfig", "evaluate", "list_datasets", "list_models", "list_recipes",
+           "load_run", "make_config", "predict", "report", "summary", "train"]  # fmt: skip

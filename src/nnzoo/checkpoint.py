@@ -1,0 +1,100 @@
+"""One checkpoint schema: tensors and primitives only, written atomically, read with ``weights_only=True``.
+
+So a checkpoint never runs code when it is loaded, and an interrupted save never leaves a half-written file
+where the last good one was: we write to a temporary file in the same folder, fsync it, then rename it over.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import UserError
+
+SCHEMA = 1
+
+
+def save(payload: dict[str, Any], path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save({"schema": SCHEMA, **payload}, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"No checkpoint at {path}.")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001  (a damaged file surfaces as many exception types)
+        raise UserError(f"{path} is not a readable nnzoo checkpoint ({type(e).__name__}).") from None
+    if not isinstance(payload, dict) or payload.get("schema") != SCHEMA:
+        raise UserError(f"{path} is not an nnzoo checkpoint of schema {SCHEMA}.")
+    return payload
+
+
+def find(run_dir: str | Path, which: str = "best") -> Path:
+    """``checkpoints/best.pt`` (falling back to ``last.pt``), with a clear sentence when the run has none."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir} is not a folder: give the run folder that `nnzoo train` wrote.")
+    names = ["best.pt", "last.pt"] if which == "best" else ["last.pt"]
+    for name in names:
+        p = run_dir / "checkpoints" / name
+        if p.is_file():
+            return p
+    raise UserError(f"{run_dir} holds no checkpoint (looked for checkpoints/{' or '.join(names)}).")
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def capture_rng() -> dict[str, Any]:
+    """Every random stream a run draws from, as tensors and primitives."""
+    version, state, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    out = {
+        "python": {"version": version, "state": torch.tensor(state, dtype=torch.int64), "gauss": gauss},
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
+                  "cached": float(cached)},  # fmt: skip
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        out["cuda"] = torch.cuda.get_rng_state_all()
+    return out
+
+
+def restore_rng(rng: dict[str, Any]) -> None:
+    p = rng["python"]
+    random.setstate((p["version"], tuple(int(v) for v in p["state"].tolist()), p["gauss"]))
+    n = rng["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    torch.set_rng_state(rng["torch"])
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])

@@ -1,0 +1,135 @@
+"""The ``nnzoo`` command: parses argv, calls :mod:`nnzoo.api`, prints. Nothing else lives here."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+from . import api
+from .config import OPTIMIZERS, parse_set
+from .errors import UserError
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a recipe into a run folder",
+                       description="Train a recipe (a name from `nnzoo list recipes` or a YAML file). "
+                                   "Flags and --set override any value of the recipe.")  # fmt: skip
+    p.add_argument("recipe", help="recipe name or path to a recipe YAML file")
+    p.add_argument("--dataset", help="dataset name (see `nnzoo list datasets`)")
+    p.add_argument("--data-dir", help="folder holding DATASET/ sub-folders (else NNZOO_DATA_DIR, cache, system)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, help="learning rate (the peak rate for the onecycle schedule)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
+    p.add_argument("--out", help="run folder to write (default: runs/RECIPE, never overwriting a run)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (quick checks)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="any setting, e.g. --set train.momentum=0.9 --set model_args.hidden=[256,128]")  # fmt: skip
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def _add_run_verbs(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="test metrics and confusion matrix of a run")
+    p.add_argument("run_dir")
+    p.add_argument("--data-dir")
+    p.add_argument("--device")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("predict", help="classify image files with a trained run")
+    p.add_argument("run_dir")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--top-k", type=int, default=3)
+    p.add_argument("--device")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("report", help="regenerate a run's PNG reports")
+    p.add_argument("run_dir")
+    p.add_argument("--data-dir")
+    p.add_argument("--device")
+
+    p = sub.add_parser("list", help="list models, datasets or recipes")
+    p.add_argument("what", choices=["models", "datasets", "recipes"])
+
+    p = sub.add_parser("summary", help="layers, output shapes, parameters and FLOPs of a model")
+    p.add_argument("model")
+    p.add_argument("--dataset", default="mnist")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="ARG=VALUE",
+                   help="a model argument, e.g. --set hidden=[512]")  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nnzoo", description="Every classic neural network family, one interface.")
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    _add_train(sub)
+    _add_run_verbs(sub)
+    return parser
+
+
+def _print_table(rows: dict[str, str]) -> None:
+    width = max(map(len, rows), default=0)
+    for name, text in rows.items():
+        print(f"{name:<{width}}  {text}")
+
+
+def _print_eval(r: dict[str, Any]) -> None:
+    print(f"{r['run']} ({r['checkpoint']}): {r['samples']} test samples")
+    print("  ".join(f"{k} {r[k]:.4f}" for k in ("loss", "accuracy") if k in r))
+    if "confusion_matrix" in r:
+        names = [n[:9] for n in r["class_names"]]
+        w = max(9, *map(len, names))
+        print("\nconfusion matrix (rows: true, columns: predicted)")
+        print(" " * (w + 1) + " ".join(f"{n:>{w}}" for n in names) + f" {'accuracy':>9}")
+        for n, row in zip(names, r["confusion_matrix"]):
+            acc = r["per_class_accuracy"][r["class_names"][names.index(n)]]
+            print(f"{n:>{w}} " + " ".join(f"{v:>{w}}" for v in row) + f" {100 * acc:>8.1f}%")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.verb == "train":
+        overrides = {k: getattr(args, k) for k in api.FLAG_SETTINGS}
+        sets = [parse_set(s) for s in args.sets]
+        api.train(args.recipe, out=args.out, resume=args.resume, overrides=overrides, sets=sets,
+                  progress=not args.quiet)  # fmt: skip
+    elif args.verb == "eval":
+        r = api.evaluate(args.run_dir, data_dir=args.data_dir, device=args.device)
+        print(json.dumps(r, indent=2)) if args.json else _print_eval(r)
+    elif args.verb == "predict":
+        results = api.predict(args.run_dir, args.images, top_k=args.top_k, device=args.device)
+        if args.json:
+            print(json.dumps(results, indent=2, ensure_ascii=False))
+        for r in [] if args.json else results:
+            tops = ", ".join(f"{t['label']} {100 * t['probability']:.1f}%" for t in r["top_k"])
+            print(f"{r['file']}: {r['label']}  ({tops})")
+    elif args.verb == "report":
+        for p in api.report(args.run_dir, data_dir=args.data_dir, device=args.device):
+            print(p)
+    elif args.verb == "list":
+        _print_table({"models": api.list_models, "datasets": api.list_datasets, "recipes": api.list_recipes}
+                     [args.what]())  # fmt: skip
+    elif args.verb == "summary":
+        print(api.summary(args.model, args.dataset, **dict(parse_set(s) for s in args.sets)))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
+    try:
+        return run(args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

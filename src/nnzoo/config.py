@@ -1,0 +1,213 @@
+"""Typed run configuration: a recipe (YAML) < command-line flags < ``--set key=value``.
+
+Every value has one home in a dataclass below; validation names the setting (and so the flag) that is wrong.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from .errors import UserError
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("none", "step", "cosine", "onecycle")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass
+class DataConfig:
+    name: str = "mnist"
+    data_dir: str | None = None  # else NNZOO_DATA_DIR, the user cache, system folders, then a download
+    val_size: float = 5000  # an int count, a fraction in (0, 1), or 0 for no validation split
+    split_seed: int = 0  # the validation split is fixed by this seed, independent of the training seed
+    limit_train: int | None = None  # keep only the first N training samples (quick experiments, tests)
+    limit_test: int | None = None
+    download: bool = True
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 64
+    eval_batch_size: int = 1000
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    schedule: str = "none"
+    step_epochs: int = 1  # "step": multiply the lr by step_gamma every step_epochs epochs
+    step_gamma: float = 0.1
+    pct_start: float = 0.25  # "onecycle": fraction of the steps spent warming up
+    clip_grad_norm: float | None = None
+    device: str = "auto"
+    amp: bool = True  # bf16 autocast, CUDA only
+    channels_last: bool = True  # CUDA only
+    compile: bool = False
+    seed: int = 0
+    deterministic: bool = False
+    num_threads: int | None = None  # CPU threads; default: every core this process may use
+    early_stopping_patience: int | None = None
+    monitor: str = "val_loss"  # val_loss (lower is better) or val_accuracy (higher is better)
+    max_steps: int | None = None  # stop after this many optimizer steps (smoke runs)
+    log_every: int = 50  # progress refresh, in steps
+
+    def validate(self) -> None:
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("schedule", self.schedule, SCHEDULES)
+        if self.device not in DEVICES and not self.device.startswith("cuda:"):
+            raise UserError(f"--device must be one of {', '.join(DEVICES)} (or cuda:N), not {self.device!r}.")
+        _positive("epochs", self.epochs)
+        _positive("batch_size", self.batch_size)
+        _positive("eval_batch_size", self.eval_batch_size)
+        if not self.lr > 0:
+            raise UserError(f"--lr must be a positive number, not {self.lr}.")
+        if self.max_steps is not None:
+            _positive("max_steps", self.max_steps)
+        if self.monitor not in ("val_loss", "val_accuracy"):
+            raise UserError(f"monitor must be val_loss or val_accuracy, not {self.monitor!r}.")
+
+
+@dataclass
+class RunConfig:
+    """Everything needed to rebuild a run: saved as ``config.yaml`` and inside every checkpoint."""
+
+    recipe: str = ""
+    description: str = ""
+    model: str = "simple-cnn"
+    model_args: dict[str, Any] = field(default_factory=dict)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    expected: dict[str, Any] = field(default_factory=dict)  # what the recipe is expected to reach
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        return _build(cls, d, "")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+    def override(self, key: str, value: Any) -> None:
+        """Set ``section.field`` (or a bare field name when it is unique) to ``value``, checking its type."""
+        obj, name = self._locate(key)
+        if obj is self and name == "model" and value != self.model:
+            self.model_args = {}  # the recipe's arguments belonged to the other model
+        if isinstance(obj, dict):
+            obj[name] = value
+            return
+        ftype = {f.name: f.type for f in dataclasses.fields(obj)}[name]
+        setattr(obj, name, _coerce(key, value, _resolve(type(obj), name, ftype)))
+
+    def _locate(self, key: str) -> tuple[Any, str]:
+        parts = key.split(".")
+        if parts[0] == "model_args" and len(parts) == 2:
+            return self.model_args, parts[1]
+        sections = {"data": self.data, "train": self.train}
+        if len(parts) == 2 and parts[0] in sections:
+            sec = sections[parts[0]]
+            if parts[1] in {f.name for f in dataclasses.fields(sec)}:
+                return sec, parts[1]
+        if len(parts) == 1:
+            owners = [o for o in (self, self.data, self.train) if key in {f.name for f in dataclasses.fields(o)}]
+            if len(owners) == 1 and key not in ("data", "train", "model_args"):
+                return owners[0], key
+        raise UserError(f"Unknown setting {key!r}. Valid settings: {', '.join(valid_keys())}.")
+
+
+def valid_keys() -> list[str]:
+    keys = ["model", "model_args.NAME"]
+    keys += [f"data.{f.name}" for f in dataclasses.fields(DataConfig)]
+    keys += [f"train.{f.name}" for f in dataclasses.fields(TrainConfig)]
+    return keys
+
+
+def parse_set(item: str) -> tuple[str, Any]:
+    """``key=value`` with the value read as YAML (so 0.1, true, [256, 128] and null work)."""
+    if "=" not in item:
+        raise UserError(f"--set expects KEY=VALUE, got {item!r}.")
+    key, raw = item.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def _build(cls: type, d: dict[str, Any], prefix: str) -> Any:
+    if not isinstance(d, dict):
+        raise UserError(f"Setting {prefix.rstrip('.') or 'config'!r} must be a mapping.")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise UserError(f"Unknown setting {prefix + unknown[0]!r}. Valid settings: {', '.join(valid_keys())}.")
+    kwargs = {}
+    for name, value in d.items():
+        t = hints[name]
+        if dataclasses.is_dataclass(t):
+            kwargs[name] = _build(t, value or {}, f"{prefix}{name}.")
+        else:
+            kwargs[name] = _coerce(prefix + name, value, t)
+    return cls(**kwargs)
+
+
+def _resolve(cls: type, name: str, _ftype: Any) -> Any:
+    return typing.get_type_hints(cls)[name]
+
+
+def _coerce(key: str, value: Any, t: Any) -> Any:
+    """Check (and gently convert) ``value`` to the annotated type ``t``; the message names the setting."""
+    origin = typing.get_origin(t)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(t)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(key, value, a)
+            except UserError as e:
+                errors.append(e)
+        raise errors[0]
+    if origin is dict or t is dict:
+        if not isinstance(value, dict):
+            raise UserError(f"Setting {key!r} must be a mapping, not {value!r}.")
+        return dict(value)
+    if t is bool:
+        if isinstance(value, bool):
+            return value
+        raise UserError(f"Setting {key!r} must be true or false, not {value!r}.")
+    if t is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+            raise UserError(f"Setting {key!r} must be a whole number, not {value!r}.")
+        return int(value)
+    if t is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UserError(f"Setting {key!r} must be a number, not {value!r}.")
+        return value if isinstance(value, int) else float(value)
+    if t is str:
+        if not isinstance(value, str):
+            raise UserError(f"Setting {key!r} must be text, not {value!r}.")
+        return value
+    return value
+
+
+def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise UserError(f"--{key.replace('_', '-')} must be one of {', '.join(choices)}, not {value!r}.")
+
+
+def _positive(key: str, value: int) -> None:
+    if value <= 0:
+        raise UserError(f"--{key.replace('_', '-')} must be a positive whole number, not {value}.")

@@ -1,0 +1,29 @@
+"""Datasets: found on disk or downloaded, held in memory, served in index-cut batches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..config import DataConfig
+from . import vision  # noqa: F401  (registers the image datasets)
+from .batches import Batches
+from .idx import read_idx, write_idx
+from .registry import DATASETS
+from .spec import DataSpec, Dataset, Split
+
+
+def load_dataset(name: str | DataConfig, **overrides: Any) -> Dataset:
+    """Load a registered dataset by name (``load_dataset("fashion-mnist", data_dir=...)``) or from a DataConfig."""
+    cfg = name if isinstance(name, DataConfig) else DataConfig(name=name)
+    for k, v in overrides.items():
+        setattr(cfg, k, v)
+    return DATASETS.get(cfg.name).load(cfg)
+
+
+def dataset_spec(name: str) -> DataSpec:
+    """A dataset's spec without loading its data (for ``summary`` and model building)."""
+    return DATASETS.get(name).spec
+
+
+__all__ = ["DATASETS", "Batches", "DataConfig", "DataSpec", "Dataset", "Split", "dataset_spec", "load_dataset", "read_idx",
+           "write_idx"]  # fmt: skip

@@ -1,0 +1,100 @@
+"""Run reports as PNG files: learning curves, confusion matrix, the worst-classified test images.
+
+matplotlib is imported here only, lazily, and always with the file-only Agg backend (no display needed).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> Path:
+    plt = _plt()
+    epochs = [h["epoch"] for h in history]
+    metrics = [m for m in ("loss", "accuracy") if any(m in h for h in history)]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4), squeeze=False)
+    for ax, m in zip(axes[0], metrics):
+        for prefix, style in (("", "-o"), ("val_", "-s")):
+            ys = [h.get(prefix + m) for h in history]
+            if any(y is not None for y in ys):
+                ax.plot(epochs, ys, style, label=("validation " if prefix else "train ") + m, markersize=3)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(m)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def confusion_matrix(y_true: torch.Tensor, y_pred: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(true class, predicted class) counts."""
+    return torch.bincount(y_true * num_classes + y_pred, minlength=num_classes**2).view(num_classes, num_classes)
+
+
+def plot_confusion(cm: torch.Tensor, class_names: list[str], path: Path, title: str = "") -> Path:
+    plt = _plt()
+    n = len(class_names)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.62 * n, 0.8 + 0.55 * n))
+    ax.imshow(cm.numpy(), cmap="Blues")
+    ax.set_xticks(range(n), class_names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(n), class_names, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    peak = int(cm.max()) if cm.numel() else 0
+    for i in range(n):
+        for j in range(n):
+            v = int(cm[i, j])
+            if v:
+                ax.text(j, i, str(v), ha="center", va="center", fontsize=7,
+                        color="white" if v > peak / 2 else "black")  # fmt: skip
+    acc = cm.diag().sum().item() / max(cm.sum().item(), 1)
+    ax.set_title(f"{title}  accuracy {100 * acc:.2f}%".strip())
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_worst(images: torch.Tensor, y_true: torch.Tensor, probs: torch.Tensor, class_names: list[str], path: Path,
+               count: int = 25) -> Path:  # fmt: skip
+    """The misclassified test images the model was most confident about, with predicted and true labels."""
+    plt = _plt()
+    pred = probs.argmax(1)
+    wrong = (pred != y_true).nonzero().flatten()
+    order = wrong[probs[wrong, pred[wrong]].argsort(descending=True)][:count]
+    cols = 5
+    rows = max(1, (len(order) + cols - 1) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.9, rows * 2.1), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, order.tolist()):
+        img = images[i]
+        if img.shape[0] == 1:
+            ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=255)
+        else:
+            ax.imshow(img.permute(1, 2, 0).numpy())
+        p = pred[i].item()
+        ax.set_title(f"pred {class_names[p]} {100 * probs[i, p]:.0f}%\ntrue {class_names[y_true[i]]}", fontsize=7)
+    if not len(order):
+        axes.flat[0].text(0.5, 0.5, "no misclassified images", ha="center")
+    fig.suptitle("most confident mistakes", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,64 @@
+"""``nnzoo summary``: per-layer output shapes and parameters, and FLOPs per sample.
+
+FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode`` (matrix multiplies and convolutions, a
+multiply-add counted as 2 FLOPs); element-wise layers are not counted, as is usual.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+@dataclass
+class LayerRow:
+    name: str
+    kind: str
+    output_shape: tuple[int, ...]
+    parameters: int
+    flops: int
+
+
+def summarize(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[list[LayerRow], int, int]:
+    """Rows for the leaf layers, total parameters and total FLOPs for one sample of ``input_shape``."""
+    rows: list[LayerRow] = []
+    hooks = []
+    leaves = [(n, m) for n, m in model.named_modules() if n and not list(m.children())]
+    for name, module in leaves:
+        def hook(mod: nn.Module, _inp: object, out: torch.Tensor, name: str = name) -> None:
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else ()
+            params = sum(p.numel() for p in mod.parameters(recurse=False))
+            rows.append(LayerRow(name, type(mod).__name__, shape, params, 0))
+
+        hooks.append(module.register_forward_hook(hook))
+    was_training = model.training
+    model.eval()
+    counter = FlopCounterMode(display=False)
+    try:
+        with torch.no_grad(), counter:
+            model(torch.zeros(1, *input_shape))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    per_module = counter.get_flop_counts()
+    prefix = type(model).__name__
+    for row in rows:
+        counts = per_module.get(f"{prefix}.{row.name}", {})
+        row.flops = int(sum(counts.values()))
+    total_params = sum(p.numel() for p in model.parameters())
+    return rows, total_params, int(counter.get_total_flops())
+
+
+def format_summary(title: str, rows: list[LayerRow], params: int, flops: int) -> str:
+    lines = [title, f"{'layer':<24}{'type':<14}{'output shape':<22}{'params':>10}{'FLOPs':>14}"]
+    lines.append("-" * len(lines[1]))
+    for r in rows:
+        shape = "(B, " + ", ".join(map(str, r.output_shape[1:])) + ")" if r.output_shape else "-"
+        lines.append(f"{r.name:<24}{r.kind:<14}{shape:<22}{r.parameters:>10,}{r.flops:>14,}")
+    lines.append("-" * len(lines[1]))
+    lines.append(f"parameters: {params:,}   FLOPs per sample (forward): {flops:,} ({flops / 1e6:.2f} MFLOPs)")
+    return "\n".join(lines)
