@@ -159,3 +159,8 @@ def test_python_m_and_console_script(tmp_path: Path) -> None:
     assert "test (" in r.stdout and (tmp_path / "r" / "metrics.json").is_file()
     r = subprocess.run([sys.executable, "-m", "nnzoo", "train", "nope"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and r.stderr.startswith("error: Unknown recipe 'nope'") and "Traceback" not in r.stderr
+
+
+def test_generate_with_a_classifier_says_what_generates(trained: Path, capsys: pytest.CaptureFixture) -> None:
+    code, _, err = run_cli(capsys, "generate", trained, "--prompt", "hi")
+    assert code == 2 and "which does not generate; generate works with language models" in err

@@ -26,6 +26,8 @@ from .images import load_images
 from .models import MODELS, Model, create_model
 from .recipes import RECIPES, load_recipe
 from .summary import format_summary, summarize
+from .tasks import get_task
+from .tasks import generate as _generate_for_task
 from .trainer import Trainer, seed_everything
 
 # Flags of `nnzoo train` and the settings they set.
@@ -136,6 +138,9 @@ def _finish_run(trainer: Trainer, data: Dataset, cfg: RunConfig, run_dir: Path, 
     elif data.val is not None:
         which = "best"  # the last epoch was the best one
     test, outputs = trainer.evaluate_with_outputs(data.test)
+    task = get_task(data.spec.task)
+    if task.extra_metrics is not None:
+        test.update(task.extra_metrics(test, outputs, data))
     summary = trainer.summary()
     metrics: dict[str, Any] = {
         "recipe": cfg.recipe,
@@ -175,16 +180,13 @@ def _meets(metrics: dict[str, Any], expected: dict[str, Any]) -> dict[str, bool]
 
 def write_reports(history: list[dict[str, Any]], data: Dataset, outputs: torch.Tensor | None, run_dir: Path,
                   cfg: RunConfig) -> list[Path]:  # fmt: skip
-    """PNG reports from the history and the model's test outputs (logits for classifiers)."""
+    """Learning curves for every run, then the task's own pictures (confusion matrix, samples, forecasts...)."""
     folder = run_dir / "report"
     folder.mkdir(parents=True, exist_ok=True)
-    title = f"{cfg.recipe or cfg.model}"
-    paths = [reports.plot_curves(history, folder / "curves.png", title)] if history else []
-    if data.spec.task == "classification" and outputs is not None:
-        probs = outputs.softmax(1)
-        cm = reports.confusion_matrix(data.test.y, probs.argmax(1), data.spec.num_classes)
-        paths.append(reports.plot_confusion(cm, data.spec.class_names, folder / "confusion_matrix.png", title))
-        paths.append(reports.plot_worst(data.test.x, data.test.y, probs, data.spec.class_names, folder / "worst.png"))
+    paths = [reports.plot_curves(history, folder / "curves.png", cfg.recipe or cfg.model)] if history else []
+    task = get_task(data.spec.task)
+    if task.write_reports is not None:
+        paths += task.write_reports(history, data, outputs, folder, cfg)
     return paths
 
 
@@ -245,6 +247,9 @@ def evaluate(run_dir: str | os.PathLike, *, data_dir: str | None = None, device:
     data = _load_data(run, data_dir)
     trainer = _trainer_for(run, device)
     metrics, outputs = trainer.evaluate_with_outputs(data.test)
+    task = get_task(run.spec.task)
+    if task.extra_metrics is not None:
+        metrics.update(task.extra_metrics(metrics, outputs, data))
     result: dict[str, Any] = {"run": str(run_dir), "checkpoint": str(run.checkpoint), "split": "test",
                               "samples": len(data.test), **metrics}  # fmt: skip
     if run.spec.task == "classification" and outputs is not None:
@@ -293,6 +298,12 @@ def report(run_dir: str | os.PathLike, *, data_dir: str | None = None, device: s
     return write_reports(list(run.payload.get("history", [])), data, outputs, Path(run_dir), run.config)
 
 
+def generate(run_dir: str | os.PathLike, **options: Any) -> dict[str, Any]:
+    """Text from a language model, or an image grid from a GAN / VAE; the options are `nnzoo generate`'s flags
+    (prompt, length, temperature, top_k, seed, acrostic, n, label, from_images, out, device)."""
+    return _generate_for_task(load_run(run_dir), options)
+
+
 # ---- explore ---------------------------------------------------------------------------------------------------------
 def summary(model: str, dataset: str = "mnist", **model_args: Any) -> str:
     spec = dataset_spec(dataset)
@@ -314,5 +325,5 @@ def list_recipes() -> dict[str, str]:
     return {n: RECIPES.help(n) for n in RECIPES}
 
 
-__all__ = ["LoadedRun", "RunResult", "TrainConfig", "evaluate", "list_datasets", "list_models", "list_recipes",
+__all__ = ["LoadedRun", "RunResult", "TrainConfig", "evaluate", "generate", "list_datasets", "list_models", "list_recipes",
            "load_run", "make_config", "predict", "report", "summary", "train"]  # fmt: skip

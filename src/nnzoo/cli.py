@@ -49,6 +49,21 @@ def _add_run_verbs(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device")
     p.add_argument("--json", action="store_true", help="print JSON")
 
+    p = sub.add_parser("generate", help="text from a language model, images from a GAN or VAE")
+    p.add_argument("run_dir")
+    p.add_argument("--prompt", help="text to continue (language models)")
+    p.add_argument("--length", type=int, default=200, help="characters or tokens to generate")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, help="sample only from the K most likely next tokens")
+    p.add_argument("--acrostic", help="a poem whose lines start with these characters (poem models)")
+    p.add_argument("--n", type=int, default=64, help="images to draw (GAN / VAE)")
+    p.add_argument("--label", type=int, help="class to draw (conditional models)")
+    p.add_argument("--from", dest="from_images", nargs="+", metavar="IMAGE", help="reconstruct these images")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--out", help="where to write an image grid (PNG)")
+    p.add_argument("--device")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
     p = sub.add_parser("report", help="regenerate a run's PNG reports")
     p.add_argument("run_dir")
     p.add_argument("--data-dir")
@@ -107,6 +122,10 @@ def run(args: argparse.Namespace) -> int:
         for r in [] if args.json else results:
             tops = ", ".join(f"{t['label']} {100 * t['probability']:.1f}%" for t in r["top_k"])
             print(f"{r['file']}: {r['label']}  ({tops})")
+    elif args.verb == "generate":
+        options = {k: v for k, v in vars(args).items() if k not in ("verb", "run_dir", "json")}
+        result = api.generate(args.run_dir, **options)
+        print(json.dumps(result, indent=2, ensure_ascii=False) if args.json else result.get("text", result.get("path")))
     elif args.verb == "report":
         for p in api.report(args.run_dir, data_dir=args.data_dir, device=args.device):
             print(p)

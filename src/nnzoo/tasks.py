@@ -1,0 +1,69 @@
+"""What differs between tasks once a model is trained: extra test metrics, report pictures and generation.
+
+Each task (``DataSpec.task``) registers a :class:`Task`; ``api`` looks it up and never branches on task names.
+A new family adds its task here or in its own module (``TASKS.add(...)``), not in ``api.py`` or ``cli.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from . import reports
+from .errors import UserError
+from .registry import Registry
+
+if TYPE_CHECKING:
+    from .api import LoadedRun
+    from .config import RunConfig
+    from .data.spec import Dataset
+
+History = list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    # (test metrics from compute_loss, the test outputs, the data) -> metrics added to metrics.json["test"]
+    extra_metrics: Callable[[dict[str, float], torch.Tensor | None, Dataset], dict[str, Any]] | None = None
+    # (history, data, test outputs, report folder, config) -> PNG paths written
+    write_reports: Callable[[History, Dataset, torch.Tensor | None, Path, RunConfig], list[Path]] | None = None
+    # (loaded run, options from `nnzoo generate`) -> result dict (text, or the path of an image grid)
+    generate: Callable[[LoadedRun, dict[str, Any]], dict[str, Any]] | None = None
+
+
+TASKS: Registry[Task] = Registry("task")
+
+
+def get_task(name: str) -> Task:
+    return TASKS.get(name) if name in TASKS else Task(name)
+
+
+def generate(run: LoadedRun, options: dict[str, Any]) -> dict[str, Any]:
+    task = get_task(run.spec.task)
+    if task.generate is None:
+        raise UserError(f"{run.run_dir} holds a {run.spec.task} model ({run.config.model}), which does not generate; "
+                        "generate works with language models, autoencoders and GANs.")  # fmt: skip
+    return task.generate(run, options)
+
+
+# ---- classification ----------------------------------------------------------------------------------------------
+def _classification_reports(history: History, data: Dataset, outputs: torch.Tensor | None, folder: Path,
+                            cfg: RunConfig) -> list[Path]:  # fmt: skip
+    title = cfg.recipe or cfg.model
+    paths = []
+    if outputs is not None:
+        probs = outputs.softmax(1)
+        cm = reports.confusion_matrix(data.test.y, probs.argmax(1), data.spec.num_classes)
+        paths.append(reports.plot_confusion(cm, data.spec.class_names, folder / "confusion_matrix.png", title))
+        if data.test.x.dim() == 4:  # images: show the most confident mistakes
+            paths.append(reports.plot_worst(data.test.x, data.test.y, probs, data.spec.class_names,
+                                            folder / "worst.png"))  # fmt: skip
+    return paths
+
+
+TASKS.add("classification", Task("classification", write_reports=_classification_reports))
