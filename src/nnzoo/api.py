@@ -41,6 +41,7 @@ FLAG_SETTINGS = {
     "seed": "train.seed",
     "device": "train.device",
     "max_steps": "train.max_steps",
+    "data_file": "data.data_file",
 }
 
 
@@ -307,6 +308,8 @@ def generate(run_dir: str | os.PathLike, **options: Any) -> dict[str, Any]:
 # ---- explore ---------------------------------------------------------------------------------------------------------
 def summary(model: str, dataset: str = "mnist", **model_args: Any) -> str:
     spec = dataset_spec(dataset)
+    if not spec.input_shape:  # text: the vocabulary (and so the model's size) is known only from the data
+        spec = load_dataset(dataset).spec
     net = create_model(model, spec, **model_args)
     rows, params, flops = summarize(net, spec.input_shape)
     title = f"{model} on {dataset}: input (B, {', '.join(map(str, spec.input_shape))})"

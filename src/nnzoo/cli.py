@@ -21,6 +21,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("recipe", help="recipe name or path to a recipe YAML file")
     p.add_argument("--dataset", help="dataset name (see `nnzoo list datasets`)")
     p.add_argument("--data-dir", help="folder holding DATASET/ sub-folders (else NNZOO_DATA_DIR, cache, system)")
+    p.add_argument("--data-file", help="your own file: UTF-8 text for language models, CSV for series")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="learning rate (the peak rate for the onecycle schedule)")

@@ -29,6 +29,10 @@ class DataConfig:
     limit_train: int | None = None  # keep only the first N training samples (quick experiments, tests)
     limit_test: int | None = None
     download: bool = True
+    seq_len: int = 128  # sequence datasets: characters (or steps) per training window
+    data_file: str | None = None  # a user's own file: UTF-8 text for language models, CSV for series
+    column: str | None = None  # the CSV column to forecast
+    options: dict[str, Any] = field(default_factory=dict)  # dataset-specific, e.g. {"regular_only": true}
 
 
 @dataclass

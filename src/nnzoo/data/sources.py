@@ -12,6 +12,7 @@ import hashlib
 import os
 import sys
 import tempfile
+import urllib.parse
 import urllib.request
 import warnings
 from collections.abc import Sequence
@@ -133,7 +134,7 @@ def download_files(source: Source, target: Path) -> dict[str, Path]:
             continue
         errors = []
         for mirror in source.mirrors:
-            url = mirror.rstrip("/") + "/" + f.name
+            url = mirror.rstrip("/") + "/" + urllib.parse.quote(f.name)  # names may hold non-ASCII (全唐诗/...)
             try:
                 _fetch(url, dest, f.md5)
                 out[f.name] = dest
@@ -147,6 +148,7 @@ def download_files(source: Source, target: Path) -> dict[str, Path]:
 
 def _fetch(url: str, dest: Path, md5: str) -> None:
     print(f"Downloading {url}", file=sys.stderr, flush=True)
+    dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     try:
         h = hashlib.md5()
