@@ -57,6 +57,7 @@ def _add_run_verbs(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--top-k", type=int, help="sample only from the K most likely next tokens")
     p.add_argument("--acrostic", help="a poem whose lines start with these characters (poem models)")
+    p.add_argument("--no-cache", action="store_true", help="recompute the whole context for every token (slower)")
     p.add_argument("--n", type=int, default=64, help="images to draw (GAN / VAE)")
     p.add_argument("--label", type=int, help="class to draw (conditional models)")
     p.add_argument("--from", dest="from_images", nargs="+", metavar="IMAGE", help="reconstruct these images")

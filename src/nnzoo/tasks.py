@@ -67,3 +67,19 @@ def _classification_reports(history: History, data: Dataset, outputs: torch.Tens
 
 
 TASKS.add("classification", Task("classification", write_reports=_classification_reports))
+
+
+# ---- language models ------------------------------------------------------------------------------------------------
+def _lm_generate(run: LoadedRun, options: dict[str, Any]) -> dict[str, Any]:
+    from .generation import generate_for_run
+
+    return generate_for_run(run, options)
+
+
+def _lm_metrics(test: dict[str, float], outputs: torch.Tensor | None, data: Dataset) -> dict[str, Any]:
+    from .generation import language_model_metrics
+
+    return language_model_metrics(test, outputs, data)
+
+
+TASKS.add("language-model", Task("language-model", extra_metrics=_lm_metrics, generate=_lm_generate))
