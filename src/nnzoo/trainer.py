@@ -44,6 +44,11 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.backends.cudnn.benchmark = False
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (a container's CPU set, not the host's count); macOS lacks the call."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         if torch.cuda.is_available():
@@ -94,7 +99,7 @@ class Trainer:
         self.run_config = run_config or {"train": vars(cfg).copy()}
         seed_everything(cfg.seed, cfg.deterministic)
         if self.device.type == "cpu":
-            torch.set_num_threads(cfg.num_threads or len(os.sched_getaffinity(0)))
+            torch.set_num_threads(cfg.num_threads or usable_cores())
         if self.device.type == "cuda" and not cfg.deterministic:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
