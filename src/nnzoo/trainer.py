@@ -7,6 +7,7 @@ Models only say what their loss is (``compute_loss``) and, when they need more t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import random
@@ -96,7 +97,7 @@ class Trainer:
         cfg.validate()
         self.device = resolve_device(cfg.device)
         self.spec = spec
-        self.run_config = run_config or {"train": vars(cfg).copy()}
+        self.run_config = run_config or {"train": dataclasses.asdict(cfg)}
         seed_everything(cfg.seed, cfg.deterministic)
         if self.device.type == "cpu":
             torch.set_num_threads(cfg.num_threads or usable_cores())
@@ -146,8 +147,7 @@ class Trainer:
             return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov,
                                    weight_decay=c.weight_decay, **fused)  # fmt: skip
         opt = torch.optim.Adam if c.optimizer == "adam" else torch.optim.AdamW
-        kwargs = {"weight_decay": c.weight_decay} if c.optimizer == "adam" or c.weight_decay else {}
-        return opt(params, lr=c.lr, **kwargs, **fused)
+        return opt(params, lr=c.lr, weight_decay=c.weight_decay, **fused)
 
     def _build_scheduler(self, opt: torch.optim.Optimizer, steps_per_epoch: int) -> Any:
         c = self.cfg
