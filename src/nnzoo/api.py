@@ -6,6 +6,7 @@ and prints what comes back.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
@@ -70,7 +71,7 @@ class LoadedRun:
 def make_config(recipe: str | RunConfig, overrides: dict[str, Any] | None = None,
                 sets: Sequence[tuple[str, Any]] = ()) -> RunConfig:  # fmt: skip
     """A recipe (name, YAML path or RunConfig) with flag values and ``--set`` pairs applied, validated."""
-    cfg = dataclasses.replace(recipe) if isinstance(recipe, RunConfig) else load_recipe(recipe)
+    cfg = copy.deepcopy(recipe) if isinstance(recipe, RunConfig) else load_recipe(recipe)
     for key, value in (overrides or {}).items():
         if value is not None:
             cfg.override(FLAG_SETTINGS.get(key, key), value)
@@ -121,6 +122,8 @@ def train(
     try:
         trainer.fit(data.train, data.val)
     except KeyboardInterrupt:
+        if not (run_dir / "checkpoints" / "last.pt").is_file():
+            raise Interrupted(f"Interrupted in epoch {trainer.epoch + 1}, before the first checkpoint.") from None
         raise Interrupted(
             f"Interrupted in epoch {trainer.epoch + 1}; the last good checkpoint (epoch {trainer.epoch}) is "
             f"{run_dir / 'checkpoints' / 'last.pt'}: continue with `nnzoo train {cfg.recipe or 'RECIPE'} "
