@@ -59,6 +59,11 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"--device {name} was asked for, but this PyTorch sees no CUDA GPU; use --device cpu or auto.")
+    if name.startswith("cuda:"):
+        index, count = name.partition(":")[2], torch.cuda.device_count()
+        if not index.isdigit() or int(index) >= count:
+            raise UserError(f"--device {name} does not exist: this machine has {count} CUDA GPU(s), cuda:0 to "
+                            f"cuda:{count - 1}.")  # fmt: skip
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise UserError("--device mps was asked for, but MPS is not available here; use --device cpu or auto.")
     return torch.device(name)
