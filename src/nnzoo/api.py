@@ -308,6 +308,13 @@ def generate(run_dir: str | os.PathLike, **options: Any) -> dict[str, Any]:
     return _generate_for_task(load_run(run_dir), options)
 
 
+def export(run_dir: str | os.PathLike, fmt: str = "onnx", out: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Write a run's model as ONNX or TorchScript and check it against PyTorch (max_abs_diff in the result)."""
+    from .export import export as _export
+
+    return _export(run_dir, fmt, out)
+
+
 # ---- explore ---------------------------------------------------------------------------------------------------------
 def summary(model: str, dataset: str = "mnist", **model_args: Any) -> str:
     spec = dataset_spec(dataset)
@@ -331,5 +338,5 @@ def list_recipes() -> dict[str, str]:
     return {n: RECIPES.help(n) for n in RECIPES}
 
 
-__all__ = ["LoadedRun", "RunResult", "TrainConfig", "evaluate", "generate", "list_datasets", "list_models", "list_recipes",
+__all__ = ["LoadedRun", "RunResult", "TrainConfig", "evaluate", "export", "generate", "list_datasets", "list_models", "list_recipes",
            "load_run", "make_config", "predict", "report", "summary", "train"]  # fmt: skip

@@ -34,6 +34,8 @@ class Task:
     write_reports: Callable[[History, Dataset, torch.Tensor | None, Path, RunConfig], list[Path]] | None = None
     # (loaded run, options from `nnzoo generate`) -> result dict (text, or the path of an image grid)
     generate: Callable[[LoadedRun, dict[str, Any]], dict[str, Any]] | None = None
+    # (loaded run) -> an export.ExportPlan: what `nnzoo export` writes for this task
+    export: Callable[[LoadedRun], Any] | None = None
 
 
 TASKS: Registry[Task] = Registry("task")
@@ -66,7 +68,14 @@ def _classification_reports(history: History, data: Dataset, outputs: torch.Tens
     return paths
 
 
-TASKS.add("classification", Task("classification", write_reports=_classification_reports))
+def _classification_export(run: LoadedRun) -> Any:
+    from .export import classifier_plan
+
+    return classifier_plan(run)
+
+
+TASKS.add("classification", Task("classification", write_reports=_classification_reports,
+                                 export=_classification_export))  # fmt: skip
 
 
 # ---- language models ------------------------------------------------------------------------------------------------
