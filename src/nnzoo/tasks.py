@@ -19,8 +19,10 @@ from .registry import Registry
 
 if TYPE_CHECKING:
     from .api import LoadedRun
+    from .callbacks import Callback
     from .config import RunConfig
     from .data.spec import Dataset
+    from .trainer import Trainer
 
 History = list[dict[str, Any]]
 
@@ -34,6 +36,13 @@ class Task:
     write_reports: Callable[[History, Dataset, torch.Tensor | None, Path, RunConfig], list[Path]] | None = None
     # (loaded run, options from `nnzoo generate`) -> result dict (text, or the path of an image grid)
     generate: Callable[[LoadedRun, dict[str, Any]], dict[str, Any]] | None = None
+    # Hooks that need the trained model itself, not only its test outputs; the trainer holds the model, its
+    # device and autocast. (trainer, data, config) -> test metrics (a GAN's Fréchet distance draws new samples)
+    model_metrics: Callable[[Trainer, Dataset, RunConfig], dict[str, Any]] | None = None
+    # (trainer, data, report folder, config) -> PNG paths of pictures drawn with the model (samples, latent walks)
+    model_reports: Callable[[Trainer, Dataset, Path, RunConfig], list[Path]] | None = None
+    # (config, data, run folder) -> callbacks added to training (per-epoch sample grids and quality numbers)
+    callbacks: Callable[[RunConfig, Dataset, Path], list[Callback]] | None = None
 
 
 TASKS: Registry[Task] = Registry("task")
@@ -67,3 +76,4 @@ def _classification_reports(history: History, data: Dataset, outputs: torch.Tens
 
 
 TASKS.add("classification", Task("classification", write_reports=_classification_reports))
+

@@ -141,7 +141,9 @@ class Trainer:
             return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov,
                                    weight_decay=c.weight_decay, **fused)  # fmt: skip
         opt = torch.optim.Adam if c.optimizer == "adam" else torch.optim.AdamW
-        kwargs = {"weight_decay": c.weight_decay} if c.optimizer == "adam" or c.weight_decay else {}
+        kwargs: dict[str, Any] = {"weight_decay": c.weight_decay} if c.optimizer == "adam" or c.weight_decay else {}
+        if c.betas is not None:
+            kwargs["betas"] = tuple(c.betas)
         return opt(params, lr=c.lr, **kwargs, **fused)
 
     def _build_scheduler(self, opt: torch.optim.Optimizer, steps_per_epoch: int) -> Any:
@@ -264,6 +266,8 @@ class Trainer:
             )
         if val_b is not None:
             logs.update({f"val_{k}": v for k, v in self.evaluate(val_b).items()})
+        for cb in self.callbacks:
+            cb.on_evaluate(self, epoch, logs)
         logs["lr"] = self.optimizers["main" if "main" in self.optimizers else next(iter(self.optimizers))] \
             .param_groups[0]["lr"]  # fmt: skip
         logs["epoch_seconds"] = seconds
