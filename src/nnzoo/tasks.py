@@ -77,3 +77,6 @@ def _classification_reports(history: History, data: Dataset, outputs: torch.Tens
 
 TASKS.add("classification", Task("classification", write_reports=_classification_reports))
 
+
+# Families that register their tasks in their own modules (imported last: they import this one).
+from . import generative  # noqa: E402,F401  (autoencoder, gan)
