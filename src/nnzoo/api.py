@@ -116,7 +116,7 @@ def train(
         print(f"run {run_dir}: {cfg.model} on {data.describe()}", flush=True)
     task = get_task(data.spec.task)
     if task.callbacks is not None:
-        callbacks = [*task.callbacks(cfg, data, run_dir), *callbacks]
+        callbacks = [*task.callbacks(cfg, data, run_dir, progress), *callbacks]
     trainer = Trainer(model, cfg.train, run_dir=run_dir, callbacks=callbacks, spec=data.spec,
                       run_config=cfg.to_dict(), progress=progress)  # fmt: skip
     if state is not None:

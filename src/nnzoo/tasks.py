@@ -41,8 +41,8 @@ class Task:
     model_metrics: Callable[[Trainer, Dataset, RunConfig], dict[str, Any]] | None = None
     # (trainer, data, report folder, config) -> PNG paths of pictures drawn with the model (samples, latent walks)
     model_reports: Callable[[Trainer, Dataset, Path, RunConfig], list[Path]] | None = None
-    # (config, data, run folder) -> callbacks added to training (per-epoch sample grids and quality numbers)
-    callbacks: Callable[[RunConfig, Dataset, Path], list[Callback]] | None = None
+    # (config, data, run folder, progress) -> callbacks added to training (per-epoch sample grids, quality numbers)
+    callbacks: Callable[[RunConfig, Dataset, Path, bool], list[Callback]] | None = None
 
 
 TASKS: Registry[Task] = Registry("task")

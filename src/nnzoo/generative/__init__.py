@@ -34,11 +34,12 @@ def held_out(data: Dataset) -> Any:
 
 
 # ---- training hooks and test metrics ---------------------------------------------------------------------------
-def _callbacks(cfg: RunConfig, data: Dataset, run_dir: Path) -> list[Callback]:
+def _callbacks(cfg: RunConfig, data: Dataset, run_dir: Path, progress: bool) -> list[Callback]:
     setting, samples = quality.judge_setting(cfg)
-    judge = quality.resolve_judge(setting, cfg, data)
-    if judge is not None:
-        print(f"judge: {judge.source} ({len(held_out(data))} held-out images, up to {samples} samples)", flush=True)
+    judge = quality.resolve_judge(setting, cfg, data, progress)
+    if judge is not None and progress:
+        n = min(samples, len(held_out(data)))
+        print(f"judge: {judge.source}; every epoch {n} samples against {n} held-out images", flush=True)
     return [GenerativeMonitor(run_dir, judge, held_out(data), samples)]
 
 
@@ -47,7 +48,7 @@ def _model_metrics(trainer: Trainer, data: Dataset, cfg: RunConfig) -> dict[str,
     training images and the test set (the best a generator could hope for with this many samples)."""
     model = trainer.model
     setting, samples = quality.judge_setting(cfg)
-    judge = quality.resolve_judge(setting, cfg, data, progress=False)
+    judge = quality.resolve_judge(setting, cfg, data)  # cached by training; `nnzoo eval` may train it anew
     if judge is None or not getattr(model, "can_sample", False):
         return {}
     n = min(samples, len(data.test))

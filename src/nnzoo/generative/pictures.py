@@ -15,6 +15,7 @@ from ..errors import UserError
 from ..reports import _plt
 
 PAD = 2
+PAD_VALUE = 64  # dark grey gaps: visible between tiles with black backgrounds (MNIST), quiet beside the images
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -25,13 +26,13 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 
 
 def grid_array(images: torch.Tensor, nrow: int | None = None, pad: int = PAD) -> np.ndarray:
-    """Tile (N, C, H, W) images ``nrow`` per row (default: a square) with ``pad`` dark pixels between them:
+    """Tile (N, C, H, W) images ``nrow`` per row (default: a square) with ``pad`` grey pixels between them:
     an (rows*(H+pad)+pad, nrow*(W+pad)+pad) uint8 array, with a last axis of 3 for colour images."""
     x = to_uint8(images)
     n, c, h, w = x.shape
     nrow = nrow or max(1, math.ceil(math.sqrt(n)))
     rows = max(1, math.ceil(n / nrow))
-    out = np.zeros((c, rows * (h + pad) + pad, nrow * (w + pad) + pad), dtype=np.uint8)
+    out = np.full((c, rows * (h + pad) + pad, nrow * (w + pad) + pad), PAD_VALUE, dtype=np.uint8)
     for i in range(n):
         r, col = divmod(i, nrow)
         top, left = pad + r * (h + pad), pad + col * (w + pad)

@@ -177,7 +177,8 @@ def auto_judge(cfg: RunConfig, data: Dataset, progress: bool = True) -> Path:
     if (folder / "checkpoints" / "last.pt").is_file():
         return folder
     if progress:
-        print(f"training the judge classifier for the quality numbers, once: it is cached in {folder}", flush=True)
+        print(f"training the judge classifier for the quality numbers, once: it is cached in {folder}",
+              file=sys.stderr, flush=True)  # fmt: skip
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
     try:
