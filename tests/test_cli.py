@@ -102,7 +102,7 @@ def test_default_run_folders_never_overwrite(data_dir: Path, capsys: pytest.Capt
 
 BAD_INPUTS = [
     (["train", "mnist-cnn"], 2, "Unknown recipe 'mnist-cnn'. Did you mean 'mnist-simple-cnn'?"),
-    (["train", "digits-mlp", "--set", "model=resnet"], 2, "Unknown model 'resnet'. Valid choices: lenet5"),
+    (["train", "digits-mlp", "--set", "model=resnet"], 2, "Unknown model 'resnet'. Valid choices: "),
     (["train", "digits-mlp", "--dataset", "imagenet"], 2, "Unknown dataset 'imagenet'. Valid choices: cifar10"),
     (["train", "digits-mlp", "--epochs", "0"], 2, "--epochs must be a positive whole number, not 0."),
     (["train", "digits-mlp", "--set", "train.lr=fast"], 2, "Setting 'train.lr' must be a number, not 'fast'."),

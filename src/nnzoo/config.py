@@ -45,6 +45,7 @@ class TrainConfig:
     momentum: float = 0.0
     nesterov: bool = False
     weight_decay: float = 0.0  # for adamw too (PyTorch's AdamW would default to 0.01)
+    betas: list[float] | None = None  # Adam/AdamW (beta1, beta2); None: PyTorch's (0.9, 0.999). GANs use (0.5, 0.999)
     schedule: str = "none"
     step_epochs: int = 1  # "step": multiply the lr by step_gamma every step_epochs epochs
     step_gamma: float = 0.1
@@ -74,6 +75,11 @@ class TrainConfig:
             raise UserError(f"--lr must be a positive number, not {self.lr}.")
         if self.max_steps is not None:
             _positive("max_steps", self.max_steps)
+        if self.betas is not None and not (
+            isinstance(self.betas, (list, tuple)) and len(self.betas) == 2
+            and all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in self.betas)
+        ):  # fmt: skip
+            raise UserError(f"train.betas must be two numbers in [0, 1), like [0.5, 0.999], not {self.betas!r}.")
         if self.monitor not in ("val_loss", "val_accuracy"):
             raise UserError(f"monitor must be val_loss or val_accuracy, not {self.monitor!r}.")
 

@@ -152,7 +152,8 @@ class Trainer:
             return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov,
                                    weight_decay=c.weight_decay, **fused)  # fmt: skip
         opt = torch.optim.Adam if c.optimizer == "adam" else torch.optim.AdamW
-        return opt(params, lr=c.lr, weight_decay=c.weight_decay, **fused)
+        kwargs: dict[str, Any] = {"betas": tuple(c.betas)} if c.betas is not None else {}
+        return opt(params, lr=c.lr, weight_decay=c.weight_decay, **kwargs, **fused)
 
     def _build_scheduler(self, opt: torch.optim.Optimizer, steps_per_epoch: int) -> Any:
         c = self.cfg
@@ -274,6 +275,8 @@ class Trainer:
             )
         if val_b is not None:
             logs.update({f"val_{k}": v for k, v in self.evaluate(val_b).items()})
+        for cb in self.callbacks:
+            cb.on_evaluate(self, epoch, logs)
         logs["lr"] = self.optimizers["main" if "main" in self.optimizers else next(iter(self.optimizers))] \
             .param_groups[0]["lr"]  # fmt: skip
         logs["epoch_seconds"] = seconds
