@@ -75,6 +75,21 @@ def autocast_dtype(device: torch.device) -> torch.dtype | None:
     return None
 
 
+class _WarmupCosine:
+    """The factor on the learning rate at each step: a linear warm-up, then a half cosine down to ``floor``
+    (Loshchilov & Hutter 2017, SGDR; with warm-up and a floor as GPT-2 and nanoGPT's ``get_lr``). A class, not a
+    lambda, so the scheduler's state (which saves it) stays plain numbers."""
+
+    def __init__(self, warmup: int, total: int, floor: float):
+        self.warmup, self.total, self.floor = warmup, total, floor
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / (self.warmup + 1)
+        progress = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
+        return self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
 class Trainer:
     def __init__(
         self,
@@ -142,7 +157,7 @@ class Trainer:
                                    weight_decay=c.weight_decay, **fused)  # fmt: skip
         opt = torch.optim.Adam if c.optimizer == "adam" else torch.optim.AdamW
         kwargs = {"weight_decay": c.weight_decay} if c.optimizer == "adam" or c.weight_decay else {}
-        return opt(params, lr=c.lr, **kwargs, **fused)
+        return opt(params, lr=c.lr, betas=(0.9, c.beta2), **kwargs, **fused)
 
     def _build_scheduler(self, opt: torch.optim.Optimizer, steps_per_epoch: int) -> Any:
         c = self.cfg
@@ -153,6 +168,8 @@ class Trainer:
         sched = torch.optim.lr_scheduler
         if c.schedule == "step":
             return sched.StepLR(opt, step_size=max(1, c.step_epochs * steps_per_epoch), gamma=c.step_gamma)
+        if c.schedule == "cosine" and (c.warmup_steps or c.min_lr):
+            return sched.LambdaLR(opt, _WarmupCosine(c.warmup_steps, total, c.min_lr / c.lr))
         if c.schedule == "cosine":
             return sched.CosineAnnealingLR(opt, T_max=total)
         if c.schedule == "onecycle":
