@@ -97,7 +97,7 @@ def _print_table(rows: dict[str, str]) -> None:
 
 def _print_eval(r: dict[str, Any]) -> None:
     print(f"{r['run']} ({r['checkpoint']}): {r['samples']} test samples")
-    print("  ".join(f"{k} {r[k]:.4f}" for k in ("loss", "accuracy") if k in r))
+    print("  ".join(f"{k} {r[k]:.4f}" for k in ("loss", "accuracy", "majority_baseline") if k in r))
     if "confusion_matrix" in r:
         names = [n[:9] for n in r["class_names"]]
         w = max(9, *map(len, names))
