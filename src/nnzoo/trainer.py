@@ -135,6 +135,9 @@ class Trainer:
         self.stop_training = False
         self.train_seconds = 0.0
         self.samples_seen_in_epoch = 0
+        # (epoch, metrics, outputs) of the latest validation pass: a text corpus's test split *is* its validation
+        # tail, and api reuses this instead of a second identical pass over it.
+        self.last_validation: tuple[int, dict[str, float], torch.Tensor | None] | None = None
         self._sums: dict[str, torch.Tensor] = {}
         self._count = 0
         self.callbacks: list[Callback] = []
@@ -280,7 +283,9 @@ class Trainer:
                 "the last good checkpoint is kept. Try a lower --lr or --set clip_grad_norm=1.0."
             )
         if val_b is not None:
-            logs.update({f"val_{k}": v for k, v in self.evaluate(val_b).items()})
+            val, outputs = self.evaluate_with_outputs(val_b)
+            self.last_validation = (epoch + 1, val, outputs)
+            logs.update({f"val_{k}": v for k, v in val.items()})
         logs["lr"] = self.optimizers["main" if "main" in self.optimizers else next(iter(self.optimizers))] \
             .param_groups[0]["lr"]  # fmt: skip
         logs["epoch_seconds"] = seconds
