@@ -43,7 +43,7 @@ def test_train_writes_the_run_folder(trained: Path) -> None:
     assert (trained / "config.yaml").is_file()
     assert {p.name for p in (trained / "checkpoints").iterdir()} == {"best.pt", "last.pt"}
     metrics = json.loads((trained / "metrics.json").read_text())
-    assert set(metrics["test"]) == {"loss", "accuracy"} and metrics["epochs"] == 1 and metrics["steps"] == 2
+    assert set(metrics["test"]) == {"loss", "accuracy", "majority_baseline"} and metrics["epochs"] == 1 and metrics["steps"] == 2
     assert metrics["train_seconds"] > 0 and "expected" in metrics
     lines = (trained / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 1 and json.loads(lines[0])["epoch"] == 1

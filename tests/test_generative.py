@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from nnzoo import Callback, RunConfig, Split, Trainer, TrainConfig, api, checkpoint, create_model, load_dataset
 from nnzoo.config import DataConfig
 from nnzoo.data import dataset_spec
-from nnzoo.errors import UserError
+from nnzoo.errors import IncompatibleData, UserError
 from nnzoo.generative import quality
 from nnzoo.models import MODELS
 from nnzoo.trainer import TrainingDiverged
@@ -28,7 +28,14 @@ SMALL = {"gan": {"g_hidden": [32, 64], "d_hidden": [32]}, "dcgan": {"g_width": 8
 
 def test_the_generative_models_are_all_registered() -> None:
     spec = dataset_spec("mnist")
-    generative = sorted(n for n in MODELS.names() if create_model(n, spec).task in ("autoencoder", "gan"))
+
+    def task(name: str) -> str | None:
+        try:
+            return create_model(name, spec).task
+        except IncompatibleData:  # language models do not take images
+            return None
+
+    generative = sorted(n for n in MODELS.names() if task(n) in ("autoencoder", "gan"))
     assert generative == sorted(GENERATIVE)
 
 

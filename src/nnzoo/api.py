@@ -147,7 +147,11 @@ def _finish_run(trainer: Trainer, data: Dataset, cfg: RunConfig, run_dir: Path, 
         which = "best"
     elif data.val is not None:
         which = "best"  # the last epoch was the best one
-    test, outputs = trainer.evaluate_with_outputs(data.test)
+    last = trainer.last_validation
+    if data.test is data.val and last is not None and last[0] == trainer.epoch == trainer.best_epoch:
+        test, outputs = dict(last[1]), last[2]  # the same weights on the same split: already measured
+    else:
+        test, outputs = trainer.evaluate_with_outputs(data.test)
     test.update(_task_metrics(trainer, test, outputs, data, cfg))
     summary = trainer.summary()
     metrics: dict[str, Any] = {
@@ -332,6 +336,21 @@ def export(run_dir: str | os.PathLike, fmt: str = "onnx", out: str | os.PathLike
     return _export(run_dir, fmt, out)
 
 
+def attention(run_dir: str | os.PathLike, input: str, *, layer: int | None = None, head: int | None = None,
+              out: str | os.PathLike | None = None, resize: bool = False, data_dir: str | None = None,
+              device: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """PNG heat maps of what a Transformer run attends to (written under RUN_DIR/attention/ unless ``out``).
+
+    ``input`` is text for language models and text classifiers, or an image file (or ``test:N``, the N-th test
+    image) for image models. ``layer`` and ``head`` count from 1; None draws them all. The result holds the
+    weights (L, H, T, T) as a tensor, the files written and, for classifiers, the prediction.
+    """
+    from .attention_maps import attention_for_run
+
+    return attention_for_run(load_run(run_dir), input, layer=layer, head=head, out=out, resize=resize,
+                             data_dir=data_dir, device=device)  # fmt: skip
+
+
 # ---- explore ---------------------------------------------------------------------------------------------------------
 def summary(model: str, dataset: str = "mnist", **model_args: Any) -> str:
     spec = dataset_spec(dataset)
@@ -356,5 +375,6 @@ def list_recipes() -> dict[str, str]:
     return {n: RECIPES.help(n) for n in RECIPES}
 
 
-__all__ = ["LoadedRun", "RunResult", "TrainConfig", "evaluate", "export", "generate", "list_datasets", "list_models", "list_recipes",
+__all__ = ["LoadedRun", "RunResult", "TrainConfig", "attention", "evaluate", "export", "generate", "list_datasets",
+           "list_models", "list_recipes",
            "load_run", "make_config", "predict", "report", "summary", "train"]  # fmt: skip

@@ -72,6 +72,20 @@ def _add_run_verbs(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="file to write (default: RUN_DIR/export/MODEL.onnx or .pt)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
+    p = sub.add_parser("attention", help="heat maps of what a Transformer run attends to (PNG)",
+                       description="Per layer and head, PNG heat maps of the attention weights over a text, or "
+                                   "over an image's patches with the attention rollout.")  # fmt: skip
+    p.add_argument("run_dir")
+    p.add_argument("input", metavar="INPUT", help="text (language models, text classifiers); an image file or "
+                                                  "test:N, the N-th test image (image models)")  # fmt: skip
+    p.add_argument("--layer", type=int, help="only this layer (counting from 1)")
+    p.add_argument("--head", type=int, help="only this head (counting from 1)")
+    p.add_argument("--out", help="folder for the PNG files (default RUN_DIR/attention)")
+    p.add_argument("--resize", action="store_true", help="convert an image of another size as `predict` does")
+    p.add_argument("--data-dir", help="where the test images are, for test:N")
+    p.add_argument("--device")
+    p.add_argument("--json", action="store_true", help="print JSON (without the weights)")
+
     p = sub.add_parser("report", help="regenerate a run's PNG reports")
     p.add_argument("run_dir")
     p.add_argument("--data-dir")
@@ -143,6 +157,18 @@ def run(args: argparse.Namespace) -> int:
                   f"max |difference| from PyTorch on a batch of {r['checked_batch']}: {r['max_abs_diff']:.2e}")
             for note in r["notes"]:
                 print(f"note: {note}")
+    elif args.verb == "attention":
+        r = api.attention(args.run_dir, args.input, layer=args.layer, head=args.head, out=args.out,
+                          resize=args.resize, data_dir=args.data_dir, device=args.device)  # fmt: skip
+        for note in r["notes"]:
+            print(f"note: {note}", file=sys.stderr)
+        plain = {k: v for k, v in r.items() if k not in ("weights", "rollout")}  # tensors stay in Python
+        if args.json:
+            print(json.dumps(plain, indent=2, ensure_ascii=False))
+        else:
+            if "prediction" in r:
+                print(f"predicted {r['prediction']['label']} ({100 * r['prediction']['probability']:.1f}%)")
+            print("\n".join(r["files"]))
     elif args.verb == "report":
         for p in api.report(args.run_dir, data_dir=args.data_dir, device=args.device):
             print(p)

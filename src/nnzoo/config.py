@@ -30,6 +30,7 @@ class DataConfig:
     limit_test: int | None = None
     download: bool = True
     seq_len: int = 128  # sequence datasets: characters (or steps) per training window
+    stride: int | None = None  # text: characters between the starts of training windows (None: seq_len, no overlap)
     data_file: str | None = None  # a user's own file: UTF-8 text for language models, CSV for series
     column: str | None = None  # the CSV column to forecast
     options: dict[str, Any] = field(default_factory=dict)  # dataset-specific, e.g. {"regular_only": true}
@@ -50,6 +51,8 @@ class TrainConfig:
     step_epochs: int = 1  # "step": multiply the lr by step_gamma every step_epochs epochs
     step_gamma: float = 0.1
     pct_start: float = 0.25  # "onecycle": fraction of the steps spent warming up
+    warmup_steps: int = 0  # "cosine": rise linearly to lr over this many steps first (GPT-2, nanoGPT)
+    min_lr: float = 0.0  # "cosine": the rate it decays to (nanoGPT: lr / 10)
     clip_grad_norm: float | None = None
     device: str = "auto"
     amp: bool = True  # bf16 autocast where the hardware runs bf16 natively (CUDA; CPUs with AVX512-BF16 / AMX)
@@ -80,6 +83,10 @@ class TrainConfig:
             and all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in self.betas)
         ):  # fmt: skip
             raise UserError(f"train.betas must be two numbers in [0, 1), like [0.5, 0.999], not {self.betas!r}.")
+        if self.warmup_steps < 0:
+            raise UserError(f"train.warmup_steps must be 0 or more, not {self.warmup_steps}.")
+        if not 0 <= self.min_lr <= self.lr:
+            raise UserError(f"train.min_lr must be between 0 and the learning rate ({self.lr}), not {self.min_lr}.")
         if self.monitor not in ("val_loss", "val_accuracy"):
             raise UserError(f"monitor must be val_loss or val_accuracy, not {self.monitor!r}.")
 

@@ -15,3 +15,7 @@ class DataNotFoundError(UserError):
     """A dataset is neither on disk nor downloadable (offline, say)."""
 
     exit_code = 3
+
+
+class IncompatibleData(UserError):
+    """A model was given a kind of data it does not take (a language model on images, say)."""

@@ -86,6 +86,21 @@ def autocast_dtype(device: torch.device) -> torch.dtype | None:
     return None
 
 
+class _WarmupCosine:
+    """The factor on the learning rate at each step: a linear warm-up, then a half cosine down to ``floor``
+    (Loshchilov & Hutter 2017, SGDR; with warm-up and a floor as GPT-2 and nanoGPT's ``get_lr``). A class, not a
+    lambda, so the scheduler's state (which saves it) stays plain numbers."""
+
+    def __init__(self, warmup: int, total: int, floor: float):
+        self.warmup, self.total, self.floor = warmup, total, floor
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / (self.warmup + 1)
+        progress = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
+        return self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
 class Trainer:
     def __init__(
         self,
@@ -131,6 +146,9 @@ class Trainer:
         self.stop_training = False
         self.train_seconds = 0.0
         self.samples_seen_in_epoch = 0
+        # (epoch, metrics, outputs) of the latest validation pass: a text corpus's test split *is* its validation
+        # tail, and api reuses this instead of a second identical pass over it.
+        self.last_validation: tuple[int, dict[str, float], torch.Tensor | None] | None = None
         self._sums: dict[str, torch.Tensor] = {}
         self._count = 0
         self.callbacks: list[Callback] = []
@@ -164,6 +182,8 @@ class Trainer:
         sched = torch.optim.lr_scheduler
         if c.schedule == "step":
             return sched.StepLR(opt, step_size=max(1, c.step_epochs * steps_per_epoch), gamma=c.step_gamma)
+        if c.schedule == "cosine" and (c.warmup_steps or c.min_lr):
+            return sched.LambdaLR(opt, _WarmupCosine(c.warmup_steps, total, c.min_lr / c.lr))
         if c.schedule == "cosine":
             return sched.CosineAnnealingLR(opt, T_max=total)
         if c.schedule == "onecycle":
@@ -274,7 +294,9 @@ class Trainer:
                 "the last good checkpoint is kept. Try a lower --lr or --set clip_grad_norm=1.0."
             )
         if val_b is not None:
-            logs.update({f"val_{k}": v for k, v in self.evaluate(val_b).items()})
+            val, outputs = self.evaluate_with_outputs(val_b)
+            self.last_validation = (epoch + 1, val, outputs)
+            logs.update({f"val_{k}": v for k, v in val.items()})
         for cb in self.callbacks:
             cb.on_evaluate(self, epoch, logs)
         logs["lr"] = self.optimizers["main" if "main" in self.optimizers else next(iter(self.optimizers))] \

@@ -99,26 +99,30 @@ def read_text_file(path: str | Path, min_chars: int = 0) -> str:
     return text
 
 
-def windows(ids: torch.Tensor, seq_len: int) -> Split:
-    """Non-overlapping (input, next-character) windows: x (N, seq_len), y (N, seq_len)."""
-    n = (len(ids) - 1) // seq_len
-    x = ids[: n * seq_len].view(n, seq_len)
-    y = ids[1 : n * seq_len + 1].view(n, seq_len)
+def windows(ids: torch.Tensor, seq_len: int, stride: int | None = None) -> Split:
+    """(input, next-character) windows: x (N, seq_len), y (N, seq_len), starting every ``stride`` characters
+    (default ``seq_len``: no overlap). A smaller stride shows every character at several positions of a window
+    per epoch, as nanoGPT's randomly placed windows do; it multiplies the epoch's length by seq_len / stride."""
+    stride = stride or seq_len
+    x = ids[:-1].unfold(0, seq_len, stride)  # (N, seq_len), a view: window i is ids[i*stride : i*stride+seq_len]
+    y = ids[1:].unfold(0, seq_len, stride)  # the same windows, one character later
     dtype = torch.int16 if ids.max() < 2**15 else torch.int32  # compact in memory; models cast to long
-    return Split(x.to(dtype), y.to(torch.long))
+    return Split(x.to(dtype).contiguous(), y.to(torch.long).contiguous())
 
 
 def text_dataset(name: str, text: str, cfg: DataConfig, source: str, extra: dict[str, Any] | None = None) -> Dataset:
     seq_len = cfg.seq_len
     if seq_len < 1:
         raise UserError(f"data.seq_len must be a positive whole number, not {seq_len}.")
+    if cfg.stride is not None and not 1 <= cfg.stride <= seq_len:
+        raise UserError(f"data.stride must be between 1 and data.seq_len ({seq_len}), not {cfg.stride}.")
     cut = int(len(text) * TRAIN_FRACTION)
     if cut < 2 * (seq_len + 1) or len(text) - cut < seq_len + 1:
         raise UserError(f"The text of {name} holds {len(text)} characters, too short for windows of "
                         f"data.seq_len={seq_len}: it needs at least {int(4 * (seq_len + 1) / (1 - TRAIN_FRACTION))}.")  # fmt: skip
     vocab = CharVocab.from_text(text[:cut])
     ids = vocab.encode(text)
-    train = windows(ids[:cut], seq_len)
+    train = windows(ids[:cut], seq_len, cfg.stride)
     val = windows(ids[cut - 1 :], seq_len)  # the tail; starts one early so its first target is text[cut]
     if cfg.limit_train:
         train = train.subset(slice(0, cfg.limit_train))

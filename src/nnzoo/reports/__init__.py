@@ -5,10 +5,20 @@ matplotlib is imported here only, lazily, and always with the file-only Agg back
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
+
+
+# Fonts that hold Chinese characters, in order of preference; DejaVu (matplotlib's default) has none.
+CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK TC", "Noto Serif CJK SC", "Source Han Sans SC", "WenQuanYi Zen Hei",
+             "WenQuanYi Micro Hei", "Droid Sans Fallback", "AR PL UMing TW", "SimHei", "Microsoft YaHei",
+             "PingFang SC", "Heiti SC", "Arial Unicode MS")  # fmt: skip
+_cjk: list[str | None] = []  # found once per process
 
 
 def _plt() -> Any:
@@ -17,7 +27,35 @@ def _plt() -> Any:
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
+    if not _cjk:
+        from matplotlib import font_manager
+
+        installed = {f.name for f in font_manager.fontManager.ttflist}
+        _cjk.append(next((f for f in CJK_FONTS if f in installed), None))
+        if _cjk[0]:  # matplotlib falls back glyph by glyph along this list: Latin from DejaVu, 汉字 from the CJK font
+            plt.rcParams["font.sans-serif"] = ["DejaVu Sans", _cjk[0], *plt.rcParams["font.sans-serif"]]
     return plt
+
+
+def cjk_font_missing(text: str) -> str | None:
+    """A note for the user when ``text`` holds Chinese characters but no installed font can draw them."""
+    if any(ord(c) >= 0x2E80 for c in text):
+        _plt()
+        if _cjk[0] is None:
+            return ("no Chinese font is installed, so the characters in the pictures show as boxes; install one "
+                    "(Debian/Ubuntu: apt-get install fonts-noto-cjk) and run again")  # fmt: skip
+    return None
+
+
+@contextlib.contextmanager
+def quiet_glyphs(labels: list[str] | str = "") -> Iterator[None]:
+    """Draw without matplotlib's warning per missing Chinese glyph; one warning says it for all of them."""
+    note = cjk_font_missing("".join(labels))
+    if note:
+        warnings.warn(note, stacklevel=3)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+        yield
 
 
 def plot_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> Path:
@@ -65,8 +103,9 @@ def plot_confusion(cm: torch.Tensor, class_names: list[str], path: Path, title: 
                         color="white" if v > peak / 2 else "black")  # fmt: skip
     acc = cm.diag().sum().item() / max(cm.sum().item(), 1)
     ax.set_title(f"{title}  accuracy {100 * acc:.2f}%".strip())
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with quiet_glyphs(class_names):
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
