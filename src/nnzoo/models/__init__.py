@@ -7,7 +7,7 @@ from typing import Any
 
 from ..data.spec import DataSpec
 from ..errors import UserError
-from . import cnn, mlp  # noqa: F401  (register the builders)
+from . import cnn, mlp, rnn  # noqa: F401  (register the builders)
 from .base import Classifier, Model
 from .registry import MODELS
 
