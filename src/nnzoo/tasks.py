@@ -34,6 +34,9 @@ class Task:
     write_reports: Callable[[History, Dataset, torch.Tensor | None, Path, RunConfig], list[Path]] | None = None
     # (loaded run, options from `nnzoo generate`) -> result dict (text, or the path of an image grid)
     generate: Callable[[LoadedRun, dict[str, Any]], dict[str, Any]] | None = None
+    # (loaded run, input files, options from `nnzoo predict`) -> one result dict per prediction, each with a "text"
+    # line for the terminal; None: the task predicts from image files as a classifier does
+    predict: Callable[[LoadedRun, list[str], dict[str, Any]], list[dict[str, Any]]] | None = None
 
 
 TASKS: Registry[Task] = Registry("task")
