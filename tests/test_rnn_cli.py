@@ -29,7 +29,8 @@ def poem_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("poems")
     (folder / "poems.txt").write_text("".join(p + "\n" for p in POEMS * 12), encoding="utf-8")
     code = main(["train", "tang-poems-char-lstm", "--dataset", "tang300", "--data-file", str(folder / "poems.txt"),
-                 "--out", str(folder / "run"), "--set", "model_args.hidden=32", "--set", "data.seq_len=24", *FAST])  # fmt: skip
+                 "--out", str(folder / "run"), "--set", "model_args.hidden=32", "--set", "data.seq_len=24",
+                 *FAST])  # fmt: skip
     assert code == 0
     return folder / "run"
 
@@ -62,7 +63,8 @@ def test_language_model_verbs_and_bad_generation_input(tmp_path: Path, poem_run:
     # A model of plain text refuses --acrostic in one sentence.
     (tmp_path / "t.txt").write_text("To be, or not to be, that is the question.\n" * 30, encoding="utf-8")
     code, _, err = run_cli(capsys, "train", "shakespeare-char-lstm", "--data-file", tmp_path / "t.txt", "--out",
-                           tmp_path / "txt", "--set", "model_args.hidden=16", "--set", "data.seq_len=32", *FAST)  # fmt: skip
+                           tmp_path / "txt", "--set", "model_args.hidden=16", "--set", "data.seq_len=32",
+                           *FAST)  # fmt: skip
     assert code == 0, err
     code, _, err = run_cli(capsys, "generate", tmp_path / "txt", "--acrostic", "春夏")
     assert code == 2 and err.startswith("error: --acrostic needs a model trained on poems") and err.count("\n") == 1

@@ -45,8 +45,8 @@ def _add_run_verbs(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = sub.add_parser("predict", help="classify image files, or forecast past the end of a series",
-                       description="A classifier labels IMAGE files; a forecaster forecasts the steps after the end "
-                                   "of its series, or after the last values of a CSV file given with --column.")  # fmt: skip
+                       description="A classifier labels IMAGE files; a forecaster forecasts the steps after "
+                                   "the end of its series, or after the last values of a CSV given with --column.")
     p.add_argument("run_dir")
     p.add_argument("images", nargs="*", metavar="FILE", help="image files (classifiers) or one CSV (forecasters)")
     p.add_argument("--column", help="the CSV column holding the series (forecasters)")

@@ -184,7 +184,8 @@ def series_dataset(series: Series, cfg: DataConfig) -> Dataset:
         need = next((m for m in range(n + 1, 100 * n + 10_000) if fits(m)), None)
         at_least = f"it needs at least {need} values" if need else "raise the share of data.val_size / test_size"
         raise UserError(f"{series.name} has {n} values, too few for windows of data.seq_len={L} and a horizon of "
-                        f"{horizon} after holding out {n_val} for validation and {n_test} for test: {at_least}.")  # fmt: skip
+                        f"{horizon} after holding out {n_val} for validation and {n_test} for test: "
+                        f"{at_least}.")  # fmt: skip
     val_end = n - n_test
     train_part = series.values[:train_end]
     mean, std = float(train_part.mean()), float(train_part.std())
