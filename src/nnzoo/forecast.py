@@ -96,7 +96,10 @@ def plot_forecast(data: Dataset, outputs: torch.Tensor, path: Path, title: str =
     top.axvline(ex["start"] + ex["step"] * (start - 0.5), color="grey", lw=0.8, ls=":")
     baseline = "seasonal_naive" if "seasonal_naive" in forecasts else "naive"
     styles = {"model": (COLORS["model"], "-", "model"), baseline: (COLORS[baseline], "--", baseline.replace("_", " "))}
-    for j in range(0, len(truth), h):  # non-overlapping forecasts, each from the truth just before it
+    origins = list(range(0, len(truth), h))  # non-overlapping forecasts, each from the truth just before it,
+    if origins[-1] != len(truth) - 1:
+        origins.append(len(truth) - 1)  # and the last one, which reaches the end of the series
+    for j in origins:
         tt = ex["start"] + ex["step"] * np.arange(start + j - 1, start + j + h)
         last = series[len(context) + j - 1]
         for name, (color, ls, label) in styles.items():
