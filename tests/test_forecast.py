@@ -146,3 +146,14 @@ def test_other_bad_series_input(tmp_path: Path) -> None:
         load_dataset(DataConfig(name="sunspots", seq_len=20, val_size=0.1, options={"horizon": 0}))
     (tmp_path / "semi.csv").write_text("a;b\n1;2\n3;4\n", encoding="utf-8")
     assert read_csv_series(tmp_path / "semi.csv", "b").values.tolist() == [2.0, 4.0]  # ; and tabs work too
+
+
+def test_expected_metrics_know_which_way_is_better() -> None:
+    from nnzoo.api import _meets
+
+    metrics = {"test": {"mase": 0.4, "seasonal_naive_mae": 2.0, "improvement_over_naive": 0.5, "g_loss": 0.3},
+               "val": {"loss": 1.5}}  # fmt: skip
+    expected = {"test_mase": 0.5, "test_seasonal_naive_mae": 1.0, "test_improvement_over_naive": 0.3,
+                "test_g_loss": 0.2, "val_loss": 1.6}  # fmt: skip
+    assert _meets(metrics, expected) == {"test_mase": True, "test_seasonal_naive_mae": False,
+                                         "test_improvement_over_naive": True, "test_g_loss": False, "val_loss": True}

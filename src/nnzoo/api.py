@@ -45,8 +45,9 @@ FLAG_SETTINGS = {
     "column": "data.column",
 }
 
-# Metrics where lower is better (for a recipe's `expected` values); every other metric is better higher.
-LOWER_IS_BETTER = ("loss", "mae", "rmse", "mase", "perplexity", "bits_per_char")
+# Metrics where lower is better (for a recipe's `expected` values): any name containing "loss", and these names or
+# names ending in "_" + one of them (seasonal_naive_mae); every other metric is better higher.
+LOWER_IS_BETTER = ("mae", "rmse", "mase", "perplexity", "bits_per_char")
 
 
 class Interrupted(UserError):
@@ -179,7 +180,7 @@ def _meets(metrics: dict[str, Any], expected: dict[str, Any]) -> dict[str, bool]
         split, _, name = key.partition("_")
         value = metrics.get(split, {}).get(name)
         if value is not None:
-            lower = any(name == m or name.endswith("_" + m) for m in LOWER_IS_BETTER)
+            lower = "loss" in name or any(name == m or name.endswith("_" + m) for m in LOWER_IS_BETTER)
             out[key] = bool(value <= target if lower else value >= target)
     return out
 
