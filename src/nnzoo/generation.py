@@ -32,10 +32,11 @@ class Sampler:
     """Feeds a model token by token, carrying its state, and samples from temperature-scaled, top-k-cut logits."""
 
     def __init__(self, model: LanguageModel, vocab: CharVocab, *, temperature: float = 1.0, top_k: int | None = None,
-                 seed: int | None = None, use_cache: bool = True, device: torch.device | str = "cpu"):  # fmt: skip
+                 seed: int | None = None, use_cache: bool = True, device: torch.device | str | None = None):  # fmt: skip
         self.model, self.vocab = model.eval(), vocab
         self.temperature, self.top_k, self.use_cache = temperature, top_k, use_cache
-        self.device = torch.device(device)
+        # Where the model is, unless told: a model trained on a GPU samples there (found on an H200).
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed if seed is not None else int(torch.seed() % 2**63))
         self.ids: list[int] = []
