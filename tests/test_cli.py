@@ -110,7 +110,7 @@ BAD_INPUTS = [
     (["train", "digits-mlp", "--set", "lr"], 2, "--set expects KEY=VALUE, got 'lr'."),
     (["train", "digits-mlp", "--set", "model_args.hidden=[0]"], 2, "mlp hidden sizes must be positive"),
     (["train", "mnist-simple-cnn", "--data-dir", "{tmp}/empty"], 3, "MNIST is not on this machine"),
-    (["train", "digits-mlp", "--device", "cuda:7"], 2, "--device cuda:7 was asked for"),
+    (["train", "digits-mlp", "--device", "cuda:77"], 2, "--device cuda:77"),
     (["train", "digits-mlp", "--dataset", "digits", "--set", "model=simple-cnn"], 2,
      "simple-cnn needs input of at least 10x10 pixels"),
     (["train", "digits-mlp", "--resume", "--out", "{tmp}/nothing"], 2, "Nothing to resume in"),

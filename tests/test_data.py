@@ -171,3 +171,21 @@ def test_digits_is_bundled_and_has_a_fixed_test_split() -> None:
 def test_unknown_dataset_lists_choices() -> None:
     with pytest.raises(UserError, match="Unknown dataset 'mnsit'. Did you mean 'mnist'.*Valid choices: cifar10"):
         load_dataset(DataConfig(name="mnsit"))
+
+
+def test_cifar10_binary_batches_are_read_without_unpickling(tmp_path: Path) -> None:
+    folder = tmp_path / "cifar10" / "cifar-10-batches-bin"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name, n in [(f"data_batch_{i}.bin", 3) for i in range(1, 6)] + [("test_batch.bin", 4)]:
+        labels = rng.integers(0, 10, n, dtype=np.uint8)
+        pixels = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+        np.concatenate([labels[:, None], pixels], 1).tofile(folder / name)
+    ds = load_dataset("cifar10", data_dir=str(tmp_path), val_size=0)
+    assert ds.train.x.shape == (15, 3, 32, 32) and len(ds.test) == 4
+    raw = np.fromfile(folder / "test_batch.bin", dtype=np.uint8).reshape(4, 3073)
+    assert ds.test.y.tolist() == raw[:, 0].tolist()
+    assert torch.equal(ds.test.x[1, 2].flatten(), torch.from_numpy(raw[1, 1 + 2048 :].copy()))  # the blue plane
+    (folder / "data_batch_3.bin").write_bytes(b"\x01" * 100)
+    with pytest.raises(UserError, match="is truncated: 100 bytes is not a whole number of 3073-byte records"):
+        load_dataset("cifar10", data_dir=str(tmp_path))

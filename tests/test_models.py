@@ -5,7 +5,7 @@ import torch
 
 from nnzoo.data import dataset_spec
 from nnzoo.errors import IncompatibleData, UserError
-from nnzoo.models import MODELS, create_model
+from nnzoo.models import MODELS, Classifier, create_model
 from nnzoo.summary import summarize
 
 
@@ -18,6 +18,8 @@ def test_every_model_trains_a_step_with_gradients_everywhere(name: str, dataset:
         model = create_model(name, spec)
     except IncompatibleData:  # a language model, say: its family's tests train it on its own data
         pytest.skip(f"{name} does not take {dataset}")
+    if not isinstance(model, Classifier):
+        pytest.skip("not a classifier: its family's tests check it (test_generative.py for autoencoders and GANs)")
     x = torch.randn(4, *spec.input_shape)
     y = torch.randint(0, spec.num_classes, (4,))
     out = model.compute_loss((x, y))

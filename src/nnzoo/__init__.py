@@ -6,7 +6,7 @@
     run   = nnzoo.Trainer(model, nnzoo.TrainConfig(epochs=3), spec=data.spec).fit(data.train, data.val)
 """
 
-from .api import evaluate, load_run, make_config, predict, report, summary, train
+from .api import evaluate, generate, load_run, make_config, predict, report, summary, train
 from .callbacks import Callback
 from .config import DataConfig, RunConfig, TrainConfig
 from .data import DATASETS, Batches, DataSpec, Dataset, Split, dataset_spec, load_dataset
@@ -19,5 +19,5 @@ __version__ = "0.1.0"
 
 __all__ = ["DATASETS", "MODELS", "RECIPES", "Batches", "Callback", "DataConfig", "DataSpec", "Dataset", "Model",
            "RunConfig", "Split", "TrainConfig", "Trainer", "UserError", "create_model", "dataset_spec", "evaluate",
-           "load_dataset", "load_recipe", "load_run", "make_config", "predict", "report", "seed_everything",
+           "generate", "load_dataset", "load_recipe", "load_run", "make_config", "predict", "report", "seed_everything",
            "summary", "train"]  # fmt: skip

@@ -6,6 +6,7 @@ and prints what comes back.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import os
@@ -70,7 +71,7 @@ class LoadedRun:
 def make_config(recipe: str | RunConfig, overrides: dict[str, Any] | None = None,
                 sets: Sequence[tuple[str, Any]] = ()) -> RunConfig:  # fmt: skip
     """A recipe (name, YAML path or RunConfig) with flag values and ``--set`` pairs applied, validated."""
-    cfg = dataclasses.replace(recipe) if isinstance(recipe, RunConfig) else load_recipe(recipe)
+    cfg = copy.deepcopy(recipe) if isinstance(recipe, RunConfig) else load_recipe(recipe)
     for key, value in (overrides or {}).items():
         if value is not None:
             cfg.override(FLAG_SETTINGS.get(key, key), value)
@@ -108,10 +109,16 @@ def train(
     data = load_dataset(cfg.data)
     seed_everything(cfg.train.seed, cfg.train.deterministic)
     model = create_model(cfg.model, data.spec, **cfg.model_args)
+    if model.task and model.task != data.spec.task:
+        # A generative model on an image dataset: its task, saved with the spec, picks metrics, reports, generate.
+        data.spec = dataclasses.replace(data.spec, task=model.task)
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_text(run_dir / "config.yaml", cfg.to_yaml())
     if progress:
         print(f"run {run_dir}: {cfg.model} on {data.describe()}", flush=True)
+    task = get_task(data.spec.task)
+    if task.callbacks is not None:
+        callbacks = [*task.callbacks(cfg, data, run_dir, progress), *callbacks]
     trainer = Trainer(model, cfg.train, run_dir=run_dir, callbacks=callbacks, spec=data.spec,
                       run_config=cfg.to_dict(), progress=progress)  # fmt: skip
     if state is not None:
@@ -121,6 +128,8 @@ def train(
     try:
         trainer.fit(data.train, data.val)
     except KeyboardInterrupt:
+        if not (run_dir / "checkpoints" / "last.pt").is_file():
+            raise Interrupted(f"Interrupted in epoch {trainer.epoch + 1}, before the first checkpoint.") from None
         raise Interrupted(
             f"Interrupted in epoch {trainer.epoch + 1}; the last good checkpoint (epoch {trainer.epoch}) is "
             f"{run_dir / 'checkpoints' / 'last.pt'}: continue with `nnzoo train {cfg.recipe or 'RECIPE'} "
@@ -143,9 +152,7 @@ def _finish_run(trainer: Trainer, data: Dataset, cfg: RunConfig, run_dir: Path, 
         test, outputs = dict(last[1]), last[2]  # the same weights on the same split: already measured
     else:
         test, outputs = trainer.evaluate_with_outputs(data.test)
-    task = get_task(data.spec.task)
-    if task.extra_metrics is not None:
-        test.update(task.extra_metrics(test, outputs, data))
+    test.update(_task_metrics(trainer, test, outputs, data, cfg))
     summary = trainer.summary()
     metrics: dict[str, Any] = {
         "recipe": cfg.recipe,
@@ -166,11 +173,20 @@ def _finish_run(trainer: Trainer, data: Dataset, cfg: RunConfig, run_dir: Path, 
         metrics["expected"] = cfg.expected
         metrics["meets_expected"] = _meets(metrics, cfg.expected)
     _write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    write_reports(trainer.history, data, outputs, run_dir, cfg)
+    write_reports(trainer.history, data, outputs, run_dir, cfg, trainer)
     if progress:
         shown = "  ".join(f"{k} {v:.4f}" for k, v in test.items())
         print(f"test ({which} checkpoint): {shown}\nwrote {run_dir}/metrics.json and {run_dir}/report/", flush=True)
     return metrics
+
+
+def _task_metrics(trainer: Trainer, test: dict[str, float], outputs: torch.Tensor | None, data: Dataset,
+                  cfg: RunConfig) -> dict[str, Any]:  # fmt: skip
+    task = get_task(data.spec.task)
+    extra = task.extra_metrics(test, outputs, data) if task.extra_metrics is not None else {}
+    if task.model_metrics is not None:
+        extra.update(task.model_metrics(trainer, data, cfg))
+    return extra
 
 
 def _meets(metrics: dict[str, Any], expected: dict[str, Any]) -> dict[str, bool]:
@@ -184,14 +200,17 @@ def _meets(metrics: dict[str, Any], expected: dict[str, Any]) -> dict[str, bool]
 
 
 def write_reports(history: list[dict[str, Any]], data: Dataset, outputs: torch.Tensor | None, run_dir: Path,
-                  cfg: RunConfig) -> list[Path]:  # fmt: skip
-    """Learning curves for every run, then the task's own pictures (confusion matrix, samples, forecasts...)."""
+                  cfg: RunConfig, trainer: Trainer | None = None) -> list[Path]:  # fmt: skip
+    """Learning curves for every run, then the task's own pictures (confusion matrix, samples, forecasts...);
+    with the trainer of the tested weights, also the pictures the model draws itself."""
     folder = run_dir / "report"
     folder.mkdir(parents=True, exist_ok=True)
     paths = [reports.plot_curves(history, folder / "curves.png", cfg.recipe or cfg.model)] if history else []
     task = get_task(data.spec.task)
     if task.write_reports is not None:
         paths += task.write_reports(history, data, outputs, folder, cfg)
+    if task.model_reports is not None and trainer is not None:
+        paths += task.model_reports(trainer, data, folder, cfg)
     return paths
 
 
@@ -243,7 +262,9 @@ def _trainer_for(run: LoadedRun, device: str | None) -> Trainer:
 
 def _load_data(run: LoadedRun, data_dir: str | None) -> Dataset:
     dc = dataclasses.replace(run.config.data, data_dir=data_dir or run.config.data.data_dir)
-    return load_dataset(dc)
+    data = load_dataset(dc)
+    data.spec = dataclasses.replace(data.spec, task=run.spec.task)  # the run's task (see train)
+    return data
 
 
 def evaluate(run_dir: str | os.PathLike, *, data_dir: str | None = None, device: str | None = None) -> dict[str, Any]:
@@ -252,9 +273,7 @@ def evaluate(run_dir: str | os.PathLike, *, data_dir: str | None = None, device:
     data = _load_data(run, data_dir)
     trainer = _trainer_for(run, device)
     metrics, outputs = trainer.evaluate_with_outputs(data.test)
-    task = get_task(run.spec.task)
-    if task.extra_metrics is not None:
-        metrics.update(task.extra_metrics(metrics, outputs, data))
+    metrics.update(_task_metrics(trainer, metrics, outputs, data, run.config))
     result: dict[str, Any] = {"run": str(run_dir), "checkpoint": str(run.checkpoint), "split": "test",
                               "samples": len(data.test), **metrics}  # fmt: skip
     if run.spec.task == "classification" and outputs is not None:
@@ -299,8 +318,9 @@ def report(run_dir: str | os.PathLike, *, data_dir: str | None = None, device: s
     """Regenerate a run's PNG reports from its folder (history from the checkpoint, test set reloaded)."""
     run = load_run(run_dir, which="last")
     data = _load_data(run, data_dir)
-    _, outputs = _trainer_for(load_run(run_dir, which="best"), device).evaluate_with_outputs(data.test)
-    return write_reports(list(run.payload.get("history", [])), data, outputs, Path(run_dir), run.config)
+    trainer = _trainer_for(load_run(run_dir, which="best"), device)
+    _, outputs = trainer.evaluate_with_outputs(data.test)
+    return write_reports(list(run.payload.get("history", [])), data, outputs, Path(run_dir), run.config, trainer)
 
 
 def generate(run_dir: str | os.PathLike, **options: Any) -> dict[str, Any]:
@@ -324,6 +344,13 @@ def attention(run_dir: str | os.PathLike, input: str, *, layer: int | None = Non
                              data_dir=data_dir, device=device)  # fmt: skip
 
 
+def export(run_dir: str | os.PathLike, fmt: str = "onnx", out: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Write a run's model as ONNX or TorchScript and check it against PyTorch (max_abs_diff in the result)."""
+    from .export import export as _export
+
+    return _export(run_dir, fmt, out)
+
+
 # ---- explore ---------------------------------------------------------------------------------------------------------
 def summary(model: str, dataset: str = "mnist", **model_args: Any) -> str:
     spec = dataset_spec(dataset)
@@ -331,7 +358,8 @@ def summary(model: str, dataset: str = "mnist", **model_args: Any) -> str:
         spec = load_dataset(dataset).spec
     net = create_model(model, spec, **model_args)
     rows, params, flops = summarize(net, spec.input_shape)
-    title = f"{model} on {dataset}: input (B, {', '.join(map(str, spec.input_shape))})"
+    shape = tuple(net.example_input().shape[1:]) if hasattr(net, "example_input") else spec.input_shape
+    title = f"{model} on {dataset}: input (B, {', '.join(map(str, shape))})"
     return format_summary(title, rows, params, flops)
 
 
@@ -347,5 +375,6 @@ def list_recipes() -> dict[str, str]:
     return {n: RECIPES.help(n) for n in RECIPES}
 
 
-__all__ = ["LoadedRun", "RunResult", "TrainConfig", "attention", "evaluate", "generate", "list_datasets", "list_models", "list_recipes",
+__all__ = ["LoadedRun", "RunResult", "TrainConfig", "attention", "evaluate", "export", "generate", "list_datasets",
+           "list_models", "list_recipes",
            "load_run", "make_config", "predict", "report", "summary", "train"]  # fmt: skip

@@ -80,6 +80,12 @@ def _add_run_verbs(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device")
     p.add_argument("--json", action="store_true", help="print JSON (without the weights)")
 
+    p = sub.add_parser("export", help="write a run's model as ONNX or TorchScript, checked against PyTorch")
+    p.add_argument("run_dir")
+    p.add_argument("--format", dest="fmt", choices=["onnx", "torchscript"], default="onnx")
+    p.add_argument("--out", help="file to write (default: RUN_DIR/export/MODEL.onnx or .pt)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
     p = sub.add_parser("report", help="regenerate a run's PNG reports")
     p.add_argument("run_dir")
     p.add_argument("--data-dir")
@@ -111,7 +117,7 @@ def _print_table(rows: dict[str, str]) -> None:
 
 def _print_eval(r: dict[str, Any]) -> None:
     print(f"{r['run']} ({r['checkpoint']}): {r['samples']} test samples")
-    print("  ".join(f"{k} {r[k]:.4f}" for k in ("loss", "accuracy", "majority_baseline") if k in r))
+    print("  ".join(f"{k} {v:.4f}" for k, v in r.items() if isinstance(v, float)))  # every scalar metric
     if "confusion_matrix" in r:
         names = [n[:9] for n in r["class_names"]]
         w = max(9, *map(len, names))
@@ -154,6 +160,15 @@ def run(args: argparse.Namespace) -> int:
             if "prediction" in r:
                 print(f"predicted {r['prediction']['label']} ({100 * r['prediction']['probability']:.1f}%)")
             print("\n".join(r["files"]))
+    elif args.verb == "export":
+        r = api.export(args.run_dir, args.fmt, args.out)
+        if args.json:
+            print(json.dumps(r, indent=2))
+        else:
+            print(f"wrote {r['path']} ({r['format']}); inputs {r['inputs']} -> outputs {r['outputs']}; "
+                  f"max |difference| from PyTorch on a batch of {r['checked_batch']}: {r['max_abs_diff']:.2e}")
+            for note in r["notes"]:
+                print(f"note: {note}")
     elif args.verb == "report":
         for p in api.report(args.run_dir, data_dir=args.data_dir, device=args.device):
             print(p)

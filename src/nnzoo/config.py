@@ -45,18 +45,18 @@ class TrainConfig:
     lr: float = 0.01
     momentum: float = 0.0
     nesterov: bool = False
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0  # for adamw too (PyTorch's AdamW would default to 0.01)
+    betas: list[float] | None = None  # Adam/AdamW (beta1, beta2); None: PyTorch's (0.9, 0.999). GANs use (0.5, 0.999)
     schedule: str = "none"
     step_epochs: int = 1  # "step": multiply the lr by step_gamma every step_epochs epochs
     step_gamma: float = 0.1
     pct_start: float = 0.25  # "onecycle": fraction of the steps spent warming up
     warmup_steps: int = 0  # "cosine": rise linearly to lr over this many steps first (GPT-2, nanoGPT)
     min_lr: float = 0.0  # "cosine": the rate it decays to (nanoGPT: lr / 10)
-    beta2: float = 0.999  # Adam / AdamW second-moment decay (nanoGPT's small models: 0.99)
     clip_grad_norm: float | None = None
     device: str = "auto"
-    amp: bool = True  # bf16 autocast, CUDA only
-    channels_last: bool = True  # CUDA only
+    amp: bool = True  # bf16 autocast where the hardware runs bf16 natively (CUDA; CPUs with AVX512-BF16 / AMX)
+    channels_last: bool = True  # NHWC memory layout for convolutions (CUDA and CPU)
     compile: bool = False
     seed: int = 0
     deterministic: bool = False
@@ -82,8 +82,11 @@ class TrainConfig:
             raise UserError(f"train.warmup_steps must be 0 or more, not {self.warmup_steps}.")
         if not 0 <= self.min_lr <= self.lr:
             raise UserError(f"train.min_lr must be between 0 and the learning rate ({self.lr}), not {self.min_lr}.")
-        if not 0 <= self.beta2 < 1:
-            raise UserError(f"train.beta2 must be in [0, 1), not {self.beta2}.")
+        if self.betas is not None and not (
+            isinstance(self.betas, (list, tuple)) and len(self.betas) == 2
+            and all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in self.betas)
+        ):  # fmt: skip
+            raise UserError(f"train.betas must be two numbers in [0, 1), like [0.5, 0.999], not {self.betas!r}.")
         if self.monitor not in ("val_loss", "val_accuracy"):
             raise UserError(f"monitor must be val_loss or val_accuracy, not {self.monitor!r}.")
 

@@ -40,7 +40,11 @@ class Registry(Generic[T]):
             raise UserError(self.unknown_message(name)) from None
 
     def unknown_message(self, name: str) -> str:
-        close = difflib.get_close_matches(name, self._items, n=1, cutoff=0.7)
+        # A name holding every word typed comes first ("mnist-cnn" -> "mnist-simple-cnn", not "mnist-cgan"),
+        # then the closest spelling.
+        words = set(name.lower().replace("_", "-").split("-"))
+        holding = sorted((n for n in self._items if words <= set(n.split("-"))), key=len)
+        close = holding[:1] or difflib.get_close_matches(name, self._items, n=1, cutoff=0.7)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         return f"Unknown {self.kind} {name!r}.{hint} Valid choices: {', '.join(sorted(self._items))}."
 

@@ -38,8 +38,11 @@ def summarize(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[list[Laye
     model.eval()
     counter = FlopCounterMode(display=False)
     try:
+        # A model whose forward does not take one input of the data's shape (a GAN's generator takes noise)
+        # says what it takes through ``example_input()``.
+        example = model.example_input() if hasattr(model, "example_input") else torch.zeros(1, *input_shape)
         with torch.no_grad(), counter:
-            model(torch.zeros(1, *input_shape))
+            model(example)
     finally:
         for h in hooks:
             h.remove()

@@ -19,8 +19,10 @@ from .registry import Registry
 
 if TYPE_CHECKING:
     from .api import LoadedRun
+    from .callbacks import Callback
     from .config import RunConfig
     from .data.spec import Dataset
+    from .trainer import Trainer
 
 History = list[dict[str, Any]]
 
@@ -34,6 +36,15 @@ class Task:
     write_reports: Callable[[History, Dataset, torch.Tensor | None, Path, RunConfig], list[Path]] | None = None
     # (loaded run, options from `nnzoo generate`) -> result dict (text, or the path of an image grid)
     generate: Callable[[LoadedRun, dict[str, Any]], dict[str, Any]] | None = None
+    # (loaded run) -> an export.ExportPlan: what `nnzoo export` writes for this task
+    export: Callable[[LoadedRun], Any] | None = None
+    # Hooks that need the trained model itself, not only its test outputs; the trainer holds the model, its
+    # device and autocast. (trainer, data, config) -> test metrics (a GAN's Fréchet distance draws new samples)
+    model_metrics: Callable[[Trainer, Dataset, RunConfig], dict[str, Any]] | None = None
+    # (trainer, data, report folder, config) -> PNG paths of pictures drawn with the model (samples, latent walks)
+    model_reports: Callable[[Trainer, Dataset, Path, RunConfig], list[Path]] | None = None
+    # (config, data, run folder, progress) -> callbacks added to training (per-epoch sample grids, quality numbers)
+    callbacks: Callable[[RunConfig, Dataset, Path, bool], list[Callback]] | None = None
 
 
 TASKS: Registry[Task] = Registry("task")
@@ -73,8 +84,15 @@ def _classification_metrics(test: dict[str, float], outputs: torch.Tensor | None
     return {"majority_baseline": counts.max().item() / max(len(data.test), 1)}
 
 
+
+def _classification_export(run: LoadedRun) -> Any:
+    from .export import classifier_plan
+
+    return classifier_plan(run)
+
+
 TASKS.add("classification", Task("classification", extra_metrics=_classification_metrics,
-                                 write_reports=_classification_reports))  # fmt: skip
+                                 write_reports=_classification_reports, export=_classification_export))  # fmt: skip
 
 
 # ---- language models ------------------------------------------------------------------------------------------------
@@ -91,3 +109,7 @@ def _lm_metrics(test: dict[str, float], outputs: torch.Tensor | None, data: Data
 
 
 TASKS.add("language-model", Task("language-model", extra_metrics=_lm_metrics, generate=_lm_generate))
+
+
+# Families that register their tasks in their own modules (imported last: they import this one).
+from . import generative  # noqa: E402,F401  (autoencoder, gan)

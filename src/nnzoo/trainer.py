@@ -7,6 +7,7 @@ Models only say what their loss is (``compute_loss``) and, when they need more t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import random
@@ -44,6 +45,11 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.backends.cudnn.benchmark = False
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (a container's CPU set, not the host's count); macOS lacks the call."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         if torch.cuda.is_available():
@@ -53,6 +59,11 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"--device {name} was asked for, but this PyTorch sees no CUDA GPU; use --device cpu or auto.")
+    if name.startswith("cuda:"):
+        index, count = name.partition(":")[2], torch.cuda.device_count()
+        if not index.isdigit() or int(index) >= count:
+            raise UserError(f"--device {name} does not exist: this machine has {count} CUDA GPU(s), cuda:0 to "
+                            f"cuda:{count - 1}.")  # fmt: skip
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise UserError("--device mps was asked for, but MPS is not available here; use --device cpu or auto.")
     return torch.device(name)
@@ -106,10 +117,10 @@ class Trainer:
         cfg.validate()
         self.device = resolve_device(cfg.device)
         self.spec = spec
-        self.run_config = run_config or {"train": vars(cfg).copy()}
+        self.run_config = run_config or {"train": dataclasses.asdict(cfg)}
         seed_everything(cfg.seed, cfg.deterministic)
         if self.device.type == "cpu":
-            torch.set_num_threads(cfg.num_threads or len(os.sched_getaffinity(0)))
+            torch.set_num_threads(cfg.num_threads or usable_cores())
         if self.device.type == "cuda" and not cfg.deterministic:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
@@ -159,8 +170,8 @@ class Trainer:
             return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov,
                                    weight_decay=c.weight_decay, **fused)  # fmt: skip
         opt = torch.optim.Adam if c.optimizer == "adam" else torch.optim.AdamW
-        kwargs = {"weight_decay": c.weight_decay} if c.optimizer == "adam" or c.weight_decay else {}
-        return opt(params, lr=c.lr, betas=(0.9, c.beta2), **kwargs, **fused)
+        kwargs: dict[str, Any] = {"betas": tuple(c.betas)} if c.betas is not None else {}
+        return opt(params, lr=c.lr, weight_decay=c.weight_decay, **kwargs, **fused)
 
     def _build_scheduler(self, opt: torch.optim.Optimizer, steps_per_epoch: int) -> Any:
         c = self.cfg
@@ -286,6 +297,8 @@ class Trainer:
             val, outputs = self.evaluate_with_outputs(val_b)
             self.last_validation = (epoch + 1, val, outputs)
             logs.update({f"val_{k}": v for k, v in val.items()})
+        for cb in self.callbacks:
+            cb.on_evaluate(self, epoch, logs)
         logs["lr"] = self.optimizers["main" if "main" in self.optimizers else next(iter(self.optimizers))] \
             .param_groups[0]["lr"]  # fmt: skip
         logs["epoch_seconds"] = seconds

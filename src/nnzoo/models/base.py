@@ -24,7 +24,9 @@ Metrics = dict[str, torch.Tensor]
 
 
 class Model(nn.Module):
-    task = "classification"
+    # The task decides test metrics, reports and `generate` (see tasks.py). None: the dataset's own task; a
+    # generative model trained on an image classification dataset says "autoencoder" or "gan".
+    task: str | None = None
 
     def compute_loss(self, batch: Batch) -> Metrics:
         """Scalars are averaged and logged; an ``"outputs"`` tensor (e.g. logits) may ride along for reports."""
@@ -42,6 +44,8 @@ class Model(nn.Module):
 
 class Classifier(Model):
     """Cross-entropy on logits; logs accuracy. Subclasses implement ``forward(x) -> logits (B, classes)``."""
+
+    task = "classification"
 
     def __init__(self, label_smoothing: float = 0.0):
         super().__init__()
