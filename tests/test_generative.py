@@ -32,7 +32,7 @@ def test_the_generative_models_are_all_registered() -> None:
     def task(name: str) -> str | None:
         try:
             return create_model(name, spec).task
-        except IncompatibleData:  # a language model does not take images at all
+        except IncompatibleData:  # language models do not take images
             return None
 
     generative = sorted(n for n in MODELS.names() if task(n) in ("autoencoder", "gan"))

@@ -329,6 +329,13 @@ def generate(run_dir: str | os.PathLike, **options: Any) -> dict[str, Any]:
     return _generate_for_task(load_run(run_dir), options)
 
 
+def export(run_dir: str | os.PathLike, fmt: str = "onnx", out: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Write a run's model as ONNX or TorchScript and check it against PyTorch (max_abs_diff in the result)."""
+    from .export import export as _export
+
+    return _export(run_dir, fmt, out)
+
+
 def attention(run_dir: str | os.PathLike, input: str, *, layer: int | None = None, head: int | None = None,
               out: str | os.PathLike | None = None, resize: bool = False, data_dir: str | None = None,
               device: str | None = None) -> dict[str, Any]:  # fmt: skip
@@ -342,13 +349,6 @@ def attention(run_dir: str | os.PathLike, input: str, *, layer: int | None = Non
 
     return attention_for_run(load_run(run_dir), input, layer=layer, head=head, out=out, resize=resize,
                              data_dir=data_dir, device=device)  # fmt: skip
-
-
-def export(run_dir: str | os.PathLike, fmt: str = "onnx", out: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Write a run's model as ONNX or TorchScript and check it against PyTorch (max_abs_diff in the result)."""
-    from .export import export as _export
-
-    return _export(run_dir, fmt, out)
 
 
 # ---- explore ---------------------------------------------------------------------------------------------------------

@@ -66,6 +66,12 @@ def _add_run_verbs(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device")
     p.add_argument("--json", action="store_true", help="print JSON")
 
+    p = sub.add_parser("export", help="write a run's model as ONNX or TorchScript, checked against PyTorch")
+    p.add_argument("run_dir")
+    p.add_argument("--format", dest="fmt", choices=["onnx", "torchscript"], default="onnx")
+    p.add_argument("--out", help="file to write (default: RUN_DIR/export/MODEL.onnx or .pt)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
     p = sub.add_parser("attention", help="heat maps of what a Transformer run attends to (PNG)",
                        description="Per layer and head, PNG heat maps of the attention weights over a text, or "
                                    "over an image's patches with the attention rollout.")  # fmt: skip
@@ -79,12 +85,6 @@ def _add_run_verbs(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", help="where the test images are, for test:N")
     p.add_argument("--device")
     p.add_argument("--json", action="store_true", help="print JSON (without the weights)")
-
-    p = sub.add_parser("export", help="write a run's model as ONNX or TorchScript, checked against PyTorch")
-    p.add_argument("run_dir")
-    p.add_argument("--format", dest="fmt", choices=["onnx", "torchscript"], default="onnx")
-    p.add_argument("--out", help="file to write (default: RUN_DIR/export/MODEL.onnx or .pt)")
-    p.add_argument("--json", action="store_true", help="print JSON")
 
     p = sub.add_parser("report", help="regenerate a run's PNG reports")
     p.add_argument("run_dir")
@@ -148,6 +148,15 @@ def run(args: argparse.Namespace) -> int:
         options = {k: v for k, v in vars(args).items() if k not in ("verb", "run_dir", "json")}
         result = api.generate(args.run_dir, **options)
         print(json.dumps(result, indent=2, ensure_ascii=False) if args.json else result.get("text", result.get("path")))
+    elif args.verb == "export":
+        r = api.export(args.run_dir, args.fmt, args.out)
+        if args.json:
+            print(json.dumps(r, indent=2))
+        else:
+            print(f"wrote {r['path']} ({r['format']}); inputs {r['inputs']} -> outputs {r['outputs']}; "
+                  f"max |difference| from PyTorch on a batch of {r['checked_batch']}: {r['max_abs_diff']:.2e}")
+            for note in r["notes"]:
+                print(f"note: {note}")
     elif args.verb == "attention":
         r = api.attention(args.run_dir, args.input, layer=args.layer, head=args.head, out=args.out,
                           resize=args.resize, data_dir=args.data_dir, device=args.device)  # fmt: skip
@@ -160,15 +169,6 @@ def run(args: argparse.Namespace) -> int:
             if "prediction" in r:
                 print(f"predicted {r['prediction']['label']} ({100 * r['prediction']['probability']:.1f}%)")
             print("\n".join(r["files"]))
-    elif args.verb == "export":
-        r = api.export(args.run_dir, args.fmt, args.out)
-        if args.json:
-            print(json.dumps(r, indent=2))
-        else:
-            print(f"wrote {r['path']} ({r['format']}); inputs {r['inputs']} -> outputs {r['outputs']}; "
-                  f"max |difference| from PyTorch on a batch of {r['checked_batch']}: {r['max_abs_diff']:.2e}")
-            for note in r["notes"]:
-                print(f"note: {note}")
     elif args.verb == "report":
         for p in api.report(args.run_dir, data_dir=args.data_dir, device=args.device):
             print(p)

@@ -78,15 +78,15 @@ class TrainConfig:
             raise UserError(f"--lr must be a positive number, not {self.lr}.")
         if self.max_steps is not None:
             _positive("max_steps", self.max_steps)
-        if self.warmup_steps < 0:
-            raise UserError(f"train.warmup_steps must be 0 or more, not {self.warmup_steps}.")
-        if not 0 <= self.min_lr <= self.lr:
-            raise UserError(f"train.min_lr must be between 0 and the learning rate ({self.lr}), not {self.min_lr}.")
         if self.betas is not None and not (
             isinstance(self.betas, (list, tuple)) and len(self.betas) == 2
             and all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in self.betas)
         ):  # fmt: skip
             raise UserError(f"train.betas must be two numbers in [0, 1), like [0.5, 0.999], not {self.betas!r}.")
+        if self.warmup_steps < 0:
+            raise UserError(f"train.warmup_steps must be 0 or more, not {self.warmup_steps}.")
+        if not 0 <= self.min_lr <= self.lr:
+            raise UserError(f"train.min_lr must be between 0 and the learning rate ({self.lr}), not {self.min_lr}.")
         if self.monitor not in ("val_loss", "val_accuracy"):
             raise UserError(f"monitor must be val_loss or val_accuracy, not {self.monitor!r}.")
 

@@ -84,7 +84,6 @@ def _classification_metrics(test: dict[str, float], outputs: torch.Tensor | None
     return {"majority_baseline": counts.max().item() / max(len(data.test), 1)}
 
 
-
 def _classification_export(run: LoadedRun) -> Any:
     from .export import classifier_plan
 
