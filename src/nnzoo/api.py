@@ -43,7 +43,12 @@ FLAG_SETTINGS = {
     "device": "train.device",
     "max_steps": "train.max_steps",
     "data_file": "data.data_file",
+    "column": "data.column",
 }
+
+# Metrics where lower is better (for a recipe's `expected` values): any name containing "loss", and these names or
+# names ending in "_" + one of them (seasonal_naive_mae); every other metric is better higher.
+LOWER_IS_BETTER = ("mae", "rmse", "mase", "perplexity", "bits_per_char")
 
 
 class Interrupted(UserError):
@@ -195,7 +200,8 @@ def _meets(metrics: dict[str, Any], expected: dict[str, Any]) -> dict[str, bool]
         split, _, name = key.partition("_")
         value = metrics.get(split, {}).get(name)
         if value is not None:
-            out[key] = bool(value <= target if "loss" in name else value >= target)
+            lower = "loss" in name or any(name == m or name.endswith("_" + m) for m in LOWER_IS_BETTER)
+            out[key] = bool(value <= target if lower else value >= target)
     return out
 
 
@@ -286,16 +292,20 @@ def evaluate(run_dir: str | os.PathLike, *, data_dir: str | None = None, device:
     return result
 
 
-def predict(run_dir: str | os.PathLike, images: Sequence[str | os.PathLike], *, top_k: int = 3,
-            device: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
-    """Class and probabilities for each image file (any size; see images.py for the preprocessing)."""
-    if not images:
-        raise UserError("Give at least one image file to predict.")
+def predict(run_dir: str | os.PathLike, images: Sequence[str | os.PathLike] = (), *, top_k: int = 3,
+            device: str | None = None, **options: Any) -> list[dict[str, Any]]:  # fmt: skip
+    """Class and probabilities for each image file (any size; see images.py for the preprocessing), or what the
+    run's task predicts (a forecaster: the values after the end of its series, or of a CSV given with --column)."""
     if top_k < 1:
         raise UserError(f"--top-k must be at least 1, not {top_k}.")
     run = load_run(run_dir)
+    task = get_task(run.spec.task)
+    if task.predict is not None:
+        return task.predict(run, [str(p) for p in images], {"device": device, **options})
     if run.spec.task != "classification":
-        raise UserError(f"{run_dir} holds a {run.spec.task} model; predict takes classifiers.")
+        raise UserError(f"{run_dir} holds a {run.spec.task} model; predict takes classifiers and forecasters.")
+    if not images:
+        raise UserError("Give at least one image file to predict.")
     x = load_images(list(images), run.spec)
     probs = _trainer_for(run, device).predict(x).softmax(1)
     names = run.spec.class_names

@@ -22,6 +22,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", help="dataset name (see `nnzoo list datasets`)")
     p.add_argument("--data-dir", help="folder holding DATASET/ sub-folders (else NNZOO_DATA_DIR, cache, system)")
     p.add_argument("--data-file", help="your own file: UTF-8 text for language models, CSV for series")
+    p.add_argument("--column", help="the CSV column to forecast (with --data-file)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="learning rate (the peak rate for the onecycle schedule)")
@@ -43,9 +44,12 @@ def _add_run_verbs(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device")
     p.add_argument("--json", action="store_true", help="print JSON")
 
-    p = sub.add_parser("predict", help="classify image files with a trained run")
+    p = sub.add_parser("predict", help="classify image files, or forecast past the end of a series",
+                       description="A classifier labels IMAGE files; a forecaster forecasts the steps after "
+                                   "the end of its series, or after the last values of a CSV given with --column.")
     p.add_argument("run_dir")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("images", nargs="*", metavar="FILE", help="image files (classifiers) or one CSV (forecasters)")
+    p.add_argument("--column", help="the CSV column holding the series (forecasters)")
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--device")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -138,10 +142,13 @@ def run(args: argparse.Namespace) -> int:
         r = api.evaluate(args.run_dir, data_dir=args.data_dir, device=args.device)
         print(json.dumps(r, indent=2)) if args.json else _print_eval(r)
     elif args.verb == "predict":
-        results = api.predict(args.run_dir, args.images, top_k=args.top_k, device=args.device)
+        results = api.predict(args.run_dir, args.images, top_k=args.top_k, device=args.device, column=args.column)
         if args.json:
             print(json.dumps(results, indent=2, ensure_ascii=False))
         for r in [] if args.json else results:
+            if "text" in r:
+                print(r["text"])
+                continue
             tops = ", ".join(f"{t['label']} {100 * t['probability']:.1f}%" for t in r["top_k"])
             print(f"{r['file']}: {r['label']}  ({tops})")
     elif args.verb == "generate":

@@ -128,6 +128,8 @@ class RunConfig:
         parts = key.split(".")
         if parts[0] == "model_args" and len(parts) == 2:
             return self.model_args, parts[1]
+        if parts[:2] == ["data", "options"] and len(parts) == 3:  # a dataset-specific option, e.g. horizon
+            return self.data.options, parts[2]
         sections = {"data": self.data, "train": self.train}
         if len(parts) == 2 and parts[0] in sections:
             sec = sections[parts[0]]
@@ -141,7 +143,7 @@ class RunConfig:
 
 
 def valid_keys() -> list[str]:
-    keys = ["model", "model_args.NAME"]
+    keys = ["model", "model_args.NAME", "data.options.NAME"]
     keys += [f"data.{f.name}" for f in dataclasses.fields(DataConfig)]
     keys += [f"train.{f.name}" for f in dataclasses.fields(TrainConfig)]
     return keys

@@ -1,7 +1,9 @@
 """``nnzoo summary``: per-layer output shapes and parameters, and FLOPs per sample.
 
 FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode`` (matrix multiplies and convolutions, a
-multiply-add counted as 2 FLOPs); element-wise layers are not counted, as is usual.
+multiply-add counted as 2 FLOPs); element-wise layers are not counted, as is usual. The counter cannot see inside
+some fused recurrent kernels (nn.LSTM runs as one opaque op on the CPU), so nn.RNN / LSTM / GRU layers are counted
+from their sizes instead: the same matrix products, 2 * T * gates * H * (input + H) per layer and direction.
 """
 
 from __future__ import annotations
@@ -25,13 +27,18 @@ class LayerRow:
 def summarize(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[list[LayerRow], int, int]:
     """Rows for the leaf layers, total parameters and total FLOPs for one sample of ``input_shape``."""
     rows: list[LayerRow] = []
+    recurrent: dict[str, int] = {}  # row name -> FLOPs counted from the layer's sizes
     hooks = []
     leaves = [(n, m) for n, m in model.named_modules() if n and not list(m.children())]
     for name, module in leaves:
-        def hook(mod: nn.Module, _inp: object, out: torch.Tensor, name: str = name) -> None:
+        def hook(mod: nn.Module, inp: tuple, out: torch.Tensor, name: str = name) -> None:
+            if isinstance(out, tuple) and out and isinstance(out[0], torch.Tensor):
+                out = out[0]  # a recurrent layer returns (outputs, state)
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else ()
             params = sum(p.numel() for p in mod.parameters(recurse=False))
             rows.append(LayerRow(name, type(mod).__name__, shape, params, 0))
+            if isinstance(mod, nn.RNNBase):
+                recurrent[name] = recurrent_flops(mod, inp[0].shape[1 if mod.batch_first else 0])
 
         hooks.append(module.register_forward_hook(hook))
     was_training = model.training
@@ -49,11 +56,26 @@ def summarize(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[list[Laye
         model.train(was_training)
     per_module = counter.get_flop_counts()
     prefix = type(model).__name__
+    total = int(counter.get_total_flops())
     for row in rows:
         counts = per_module.get(f"{prefix}.{row.name}", {})
         row.flops = int(sum(counts.values()))
+        if row.name in recurrent:
+            total += recurrent[row.name] - row.flops
+            row.flops = recurrent[row.name]
     total_params = sum(p.numel() for p in model.parameters())
-    return rows, total_params, int(counter.get_total_flops())
+    return rows, total_params, total
+
+
+def recurrent_flops(rnn: nn.RNNBase, steps: int) -> int:
+    """Matrix-product FLOPs of a fused recurrent layer over ``steps`` time steps, for one sample."""
+    gates = {"LSTM": 4, "GRU": 3}.get(rnn.mode, 1)
+    directions = 2 if rnn.bidirectional else 1
+    flops = 0
+    for layer in range(rnn.num_layers):
+        size = rnn.input_size if layer == 0 else rnn.hidden_size * directions
+        flops += directions * steps * 2 * gates * rnn.hidden_size * (size + rnn.hidden_size)
+    return flops
 
 
 def format_summary(title: str, rows: list[LayerRow], params: int, flops: int) -> str:

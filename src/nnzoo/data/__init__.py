@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import DataConfig
-from . import tang_authors, text, vision  # noqa: F401  (register the datasets)
+from . import series, tang_authors, text, vision  # noqa: F401  (register the datasets)
 from .batches import Batches
 from .idx import read_idx, write_idx
 from .registry import DATASETS

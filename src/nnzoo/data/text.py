@@ -182,11 +182,13 @@ def poems_dataset(name: str, poems: list[dict[str, Any]], cfg: DataConfig, sourc
 
 
 # ---- registered datasets --------------------------------------------------------------------------------------------
-def _user_file(cfg: DataConfig) -> Dataset | None:
+def _user_file(cfg: DataConfig, kind: str = "text") -> Dataset | None:
+    """A user's file in place of the dataset's own text; with a poem dataset (tang-poems, tang300) the file is
+    taken to hold poems in the same form, one per line, so the model it trains can write acrostics."""
     if not cfg.data_file:
         return None
     text = read_text_file(cfg.data_file, min_chars=1)
-    return text_dataset(Path(cfg.data_file).name, text, cfg, str(cfg.data_file), {"kind": "text"})
+    return text_dataset(Path(cfg.data_file).name, text, cfg, str(cfg.data_file), {"kind": kind})
 
 
 @register_dataset(_text_spec("tinyshakespeare", "text"), help="Tiny Shakespeare, 1.1M characters (char-rnn)")
@@ -199,7 +201,7 @@ def tinyshakespeare(cfg: DataConfig) -> Dataset:
 
 @register_dataset(_text_spec("tang-poems", "poems"), help="全唐诗: the Complete Tang Poems, ~58k poems, 3.7M characters")
 def tang_poems(cfg: DataConfig) -> Dataset:
-    if (user := _user_file(cfg)) is not None:
+    if (user := _user_file(cfg, "poems")) is not None:
         return user
     poems, where = load_tang_poems(cfg)
     return poems_dataset("tang-poems", poems, cfg, where)
@@ -207,7 +209,7 @@ def tang_poems(cfg: DataConfig) -> Dataset:
 
 @register_dataset(_text_spec("tang300", "poems"), help="唐诗三百首: 300 Tang poems, a small set for quick runs")
 def tang300(cfg: DataConfig) -> Dataset:
-    if (user := _user_file(cfg)) is not None:
+    if (user := _user_file(cfg, "poems")) is not None:
         return user
     path = locate(TANG_300, cfg.data_dir, cfg.download)[TANG_300.files[0].name]
     try:

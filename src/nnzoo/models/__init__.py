@@ -7,7 +7,7 @@ from typing import Any
 
 from ..data.spec import DataSpec
 from ..errors import UserError
-from . import autoencoder, cnn, gan, mlp, transformer  # noqa: F401  (register the builders)
+from . import autoencoder, cnn, gan, mlp, rnn, transformer  # noqa: F401  (register the builders)
 from .base import Classifier, Model
 from .registry import MODELS
 
