@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # nanoGPT's Shakespeare GPU configuration (6 layers, 6 heads, 384 wide, context 256, batch 64, dropout 0.2,
 # 5,000 steps) on one CUDA GPU. Expected: validation loss 1.48 or less; nanoGPT reports 1.4697 on an A100.
-# Prints the wall time of the whole command (start-up, torch.compile, evaluation and checkpoints included),
+# Prints the wall time of the whole command (start-up, evaluation and checkpoints included),
 # the validation loss, the device, tokens/s with and without the key/value cache (240 characters: within the
 # context, where the cache saves work) and a 500-character sample.
 #
 #   NNZOO_DATA_DIR=/path/holding/tinyshakespeare bash bench/gpu_shakespeare.sh [RUN_DIR]
 #
-# About 2-4 minutes on an H100 (most of it the 5,000 steps; compiling takes the first ~40 s).
+# An estimate, not yet measured: 1-3 minutes on an H100 (the 5,000 steps and 21 evaluations and checkpoints).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1

@@ -204,3 +204,36 @@ def test_vit_beats_chance_on_a_thousand_fashion_mnist_images() -> None:
     t = Trainer(model, cfg, spec=data.spec, progress=False)
     t.fit(data.train)
     assert t.evaluate(data.test)["accuracy"] > 0.5  # chance is 0.10
+
+
+def test_tang_authors_dedupes_stratifies_and_pads() -> None:
+    from nnzoo.config import DataConfig
+    from nnzoo.data.tang_authors import POETS, author_poems, make_dataset
+
+    poem = lambda a, t: {"author": a, "paragraphs": [t]}  # noqa: E731
+    found = author_poems([poem("李白", "床前明月光，"), poem("杜甫", "床前明月光，"),  # under two poets: dropped
+                          poem("元稹", "曾經滄海難，"), poem("元稹", "曾經滄海難，"),  # repeated: kept once
+                          poem("王維", "空山不見人，")])  # not one of the five  # fmt: skip
+    assert found == (["曾經滄海難，"], [POETS.index("元稹")])
+    g = torch.Generator().manual_seed(0)
+    pools = ["春花秋月何時了", "國破山河在城春", "白日依山盡黃河", "曾經滄海難為水", "山不在高有仙則"]
+    texts, labels = [], []
+    for k, pool in enumerate(pools):
+        for _ in range(60):
+            n = int(torch.randint(8, 30, (1,), generator=g))
+            texts.append("".join(pool[int(i)] for i in torch.randint(0, 7, (n,), generator=g)) + f"{len(texts)}")
+            labels.append(k)
+    data = make_dataset(texts, labels, DataConfig(seq_len=24), "synthetic")
+    assert (len(data.train), len(data.val), len(data.test)) == (240, 30, 30)
+    assert torch.bincount(data.test.y).tolist() == [6] * 5  # stratified: every poet keeps its share
+    pad = data.spec.extra["pad_id"]
+    assert pad == len(data.spec.extra["vocab"]) and data.spec.extra["vocab_size"] == pad + 1
+    assert data.train.x.dtype == torch.int16 and data.train.x.shape[1] == 24 and (data.train.x == pad).any()
+    vocab = CharVocab(data.spec.extra["vocab"])
+    decode = lambda s: {vocab.decode([i for i in row.tolist() if i != pad]) for row in s.x}  # noqa: E731
+    assert not decode(data.train) & decode(data.test)  # no poem in two splits
+    model = create_model("transformer-encoder", data.spec, dim=32, depth=1, heads=2, dropout=0.0)
+    cfg = TrainConfig(epochs=8, batch_size=32, optimizer="adamw", lr=3e-3)
+    t = Trainer(model, cfg, spec=data.spec, progress=False)
+    t.fit(data.train)
+    assert t.evaluate(data.test)["accuracy"] > 0.6  # chance is 0.2
