@@ -28,6 +28,7 @@ from ..config import DataConfig
 from ..errors import UserError
 from .registry import register_dataset
 from .spec import DataSpec, Dataset, Split
+from .text import read_user_text
 
 DEFAULT_TEST_SIZE = 0.2
 DEFAULT_VAL_SIZE = 0.1  # used while data.val_size keeps its default, a count of images (5000) meant for image sets
@@ -86,17 +87,7 @@ def load_sunspots() -> Series:
 def read_csv_series(path: str | Path, column: str | None) -> Series:
     """One numeric column of a CSV file with a header row, refusing gaps and non-numbers with one sentence."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"CSV file {path} does not exist.")
-    raw = path.read_bytes()
-    if b"\x00" in raw[:65536]:
-        raise UserError(f"{path} looks binary (it contains NUL bytes); give a CSV text file.")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise UserError(f"{path} is not UTF-8 text (undecodable byte at offset {e.start}).") from None
-    if not text.strip():
-        raise UserError(f"{path} is empty.")
+    text = read_user_text(path, "CSV text")
     try:
         dialect: Any = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
     except csv.Error:

@@ -79,20 +79,27 @@ class CharVocab:
         return list(dict.fromkeys(c for c in text if c not in self.index))
 
 
-def read_text_file(path: str | Path, min_chars: int = 0) -> str:
-    """A user's UTF-8 text file, refusing empty, binary or too-short files with one sentence."""
+def read_user_text(path: str | Path, kind: str = "UTF-8 text") -> str:
+    """A file the user named, as text: one sentence for a missing, binary, non-UTF-8 or empty file.
+    ``kind`` names what was expected ("UTF-8 text", "CSV text") in those sentences."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"Text file {path} does not exist.")
+        raise UserError(f"{kind.split()[0]} file {path} does not exist.")
     raw = path.read_bytes()
     if b"\x00" in raw[:65536]:
-        raise UserError(f"{path} looks binary (it contains NUL bytes); give a UTF-8 text file.")
+        raise UserError(f"{path} looks binary (it contains NUL bytes); give a {kind} file.")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise UserError(f"{path} is not UTF-8 text (undecodable byte at offset {e.start}).") from None
     if not text.strip():
         raise UserError(f"{path} is empty.")
+    return text
+
+
+def read_text_file(path: str | Path, min_chars: int = 0) -> str:
+    """A user's UTF-8 text file, refusing empty, binary or too-short files with one sentence."""
+    text = read_user_text(path)
     if len(text) < min_chars:
         raise UserError(f"{path} holds {len(text)} characters; training needs at least {min_chars} "
                         f"(two windows of data.seq_len for training, one for validation).")  # fmt: skip
