@@ -73,7 +73,7 @@ def autocast_dtype(device: torch.device) -> torch.dtype | None:
     """bf16 where the hardware computes it natively, else None (full fp32).
 
     On CUDA that is every GPU from Ampere on; on CPUs, oneDNN's bf16 kernels need AVX512-BF16 or AMX, where they
-    ran SimpleCNN's training step 2.0-2.4x faster than fp32 on 2 cores (bench/cpu_precision.py). Weights, the
+    ran SimpleCNN's training step 2.6-3.3x faster than fp32 on 2 cores (bench/cpu_precision.py). Weights, the
     optimizer and the loss stay fp32 (autocast only lowers the matmuls and convolutions).
     """
     if device.type == "cuda":
