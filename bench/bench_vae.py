@@ -14,7 +14,6 @@ files; we build it in a temporary folder from --data (Debian's /usr/share/datase
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import shutil
@@ -24,25 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from _fashion_layout import torchvision_layout  # bench/ is on sys.path when run as a script
+
 HERE = Path(__file__).resolve().parent
-NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-
-
-def torchvision_layout(data: Path, root: Path) -> Path:
-    """ROOT/FashionMNIST/raw/<extracted IDX files>, from a folder holding them gzipped or not."""
-    raw = root / "FashionMNIST" / "raw"
-    raw.mkdir(parents=True)
-    for name in NAMES:
-        if (data / name).is_file():
-            os.symlink(data / name, raw / name)
-        elif (data / f"{name}.gz").is_file():
-            with gzip.open(data / f"{name}.gz") as src, open(raw / name, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-        else:
-            sys.exit(f"error: {data} holds neither {name} nor {name}.gz")
-    return root
-
-
 def timed(cmd: list[str], env: dict[str, str], log: Path) -> float:
     print("$ " + " ".join(cmd), flush=True)
     t = time.perf_counter()

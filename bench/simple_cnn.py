@@ -11,34 +11,18 @@ Needs torchvision (pip install -e ".[bench]") and Fashion-MNIST (apt-get install
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from _fashion_layout import torchvision_layout  # bench/ is on sys.path when run as a script
+
 HERE = Path(__file__).resolve().parent
-NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-
-
-def torchvision_layout(src: Path, root: Path) -> None:
-    """torchvision reads ROOT/FashionMNIST/raw/<name> uncompressed; build that from the IDX files we have."""
-    raw = root / "FashionMNIST" / "raw"
-    raw.mkdir(parents=True)
-    for n in NAMES:
-        gz, plain = src / f"{n}.gz", src / n
-        if gz.is_file():
-            with gzip.open(gz) as fin, open(raw / n, "wb") as fout:
-                shutil.copyfileobj(fin, fout)
-        else:
-            shutil.copy(plain, raw / n)
-
-
 def timed(cmd: list[str]) -> tuple[float, str]:
     t0 = time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True)
