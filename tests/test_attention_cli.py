@@ -15,7 +15,7 @@ from nnzoo.cli import main
 from nnzoo.data.tang_authors import POETS
 
 RECIPES = ["shakespeare-char-gpt", "shakespeare-char-gpt-fast", "shakespeare-char-gpt-gpu", "tang-poems-char-gpt",
-           "tang-authors-transformer", "fashion-mnist-vit", "fashion-mnist-transformer"]  # fmt: skip
+           "tang-authors-transformer", "tang-authors-lstm", "fashion-mnist-vit", "fashion-mnist-transformer"]  # fmt: skip
 TINY = ["--set", "model_args.dim=32", "--max-steps", "2", "--quiet"]
 
 
@@ -112,6 +112,11 @@ def test_poems_acrostic_and_tang_authors(poetry_dir: Path, tmp_path: Path, capsy
     assert test["majority_baseline"] == pytest.approx(0.2)  # 4 test poems from each of the 5 poets
     code, out, err = cli(capsys, "eval", authors, "--data-dir", poetry_dir, "--json")
     assert code == 0 and json.loads(out)["class_names"] == POETS
+    lstm = tmp_path / "authors-lstm"  # the recurrent family on the same task
+    code, out, err = cli(capsys, "train", "tang-authors-lstm", "--data-dir", poetry_dir, "--out", lstm,
+                         "--set", "data.seq_len=32", "--set", "model_args.hidden=16", "--max-steps", "2", "--quiet")
+    assert code == 0, err
+    assert json.loads((lstm / "metrics.json").read_text())["test"]["majority_baseline"] == pytest.approx(0.2)
     code, out, err = cli(capsys, "attention", authors, "床前明月光，疑是地上霜。" * 4, "--json", "--layer", 1)
     r = json.loads(out)
     assert code == 0, err

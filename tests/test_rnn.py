@@ -118,6 +118,29 @@ def test_bidirectional_classifier_reads_the_last_state_of_both_directions() -> N
     assert model.head.in_features == 16 and model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
 
 
+TEXT = DataSpec("poems", task="classification", input_shape=(10,), num_classes=5,
+                extra={"kind": "text-classification", "pad_id": 20, "vocab_size": 21})
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_text_classifier_never_reads_the_padding(bidirectional: bool) -> None:
+    """A padded text gets exactly the logits of the same text fed alone at its own length, in both directions."""
+    torch.manual_seed(0)
+    model = create_model("rnn", TEXT, hidden=8, embed=6, bidirectional=bidirectional).eval()
+    texts = [torch.tensor([3, 1, 4, 1, 5]), torch.tensor([9, 2, 6, 5, 3, 5, 8, 9, 7, 9]), torch.tensor([2, 7])]
+    padded = torch.full((3, 10), 20, dtype=torch.int16)
+    for i, t in enumerate(texts):
+        padded[i, : len(t)] = t
+    with torch.no_grad():
+        together = model(padded)
+        alone = torch.cat([model(t.view(1, -1)) for t in texts])
+    torch.testing.assert_close(together, alone, atol=1e-6, rtol=1e-5)
+    batch = (padded, torch.tensor([0, 3, 4]))
+    model.train()
+    model.compute_loss(batch)["loss"].backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
 @pytest.mark.parametrize("args,message", [
     ({"cell": "transformer"}, "cell must be one of lstm, gru, rnn"),
     ({"impl": "fast"}, "impl must be fused"),

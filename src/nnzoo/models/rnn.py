@@ -3,7 +3,7 @@
 One model name, ``rnn``, with ``cell = lstm | gru | rnn``; what it builds depends on the dataset's task:
 
 - classification: an image is read row by row (28 steps of 28 features for Fashion-MNIST), the last hidden state
-  is classified;
+  is classified; a text of character ids (tang-authors) goes through an embedding first;
 - language-model: characters -> embedding -> recurrent layers -> next-character logits, the hidden state carried
   between calls (so generation feeds one character at a time);
 - forecast: a window of past values -> the next ``horizon`` values at once (the "direct multi-output" strategy).
@@ -207,6 +207,37 @@ class RNNClassifier(Classifier):
         return self.head(self.dropout(last_hidden(state, self.layers, self.directions)))  # (B, classes)
 
 
+class TextRNNClassifier(Classifier):
+    """Reads a text as character ids padded at the end with ``pad_id`` (see data/tang_authors.py): embedding ->
+    recurrent layers over the real characters only -> the last hidden state (both directions) -> classes.
+
+    The sequences are packed (``pack_padded_sequence``) so that no state ever reads padding: the forward
+    direction stops at each text's last character and the backward direction starts there, exactly as if every
+    text had been fed alone at its own length.
+    """
+
+    def __init__(self, vocab_size: int, pad_id: int, num_classes: int, cell: str = "lstm", hidden: int = 128,
+                 layers: int = 1, embed: int = 64, dropout: float = 0.0, bidirectional: bool = False,
+                 impl: str = "fused", label_smoothing: float = 0.0):  # fmt: skip
+        super().__init__(label_smoothing)
+        if impl != "fused":
+            raise UserError("Text classification packs its sequences, which only the fused layers read: impl=fused.")
+        self.pad_id = pad_id
+        self.layers, self.directions = layers, 2 if bidirectional else 1
+        self.embed = nn.Embedding(vocab_size, embed, padding_idx=pad_id)
+        self.rnn = recurrent_layers(cell, embed, hidden, layers, dropout, bidirectional, impl)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden * self.directions, num_classes)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        ids = ids.long()  # (B, T)
+        lengths = (ids != self.pad_id).sum(dim=1).clamp(min=1).cpu()  # an empty text reads one padding step
+        x = self.dropout(self.embed(ids))  # (B, T, E)
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        _, state = self.rnn(packed)  # state in the batch's own order (PyTorch unsorts it)
+        return self.head(self.dropout(last_hidden(state, self.layers, self.directions)))  # (B, classes)
+
+
 # ---- character language model ---------------------------------------------------------------------------------------
 class CharRNN(LanguageModel):
     """char-rnn (Karpathy 2015; Graves 2013, "Generating sequences with recurrent neural networks"): embedding ->
@@ -274,8 +305,8 @@ class RNNForecaster(Model):
 def rnn(spec: DataSpec, cell: str = "lstm", hidden: int | None = None, layers: int = 1, dropout: float = 0.0,
         bidirectional: bool = False, embed: int = 64, impl: str = "fused", relative: bool = True,
         label_smoothing: float = 0.0) -> Model:  # fmt: skip
-    """What is built follows the dataset's task. ``embed`` is used by language models only, ``relative`` by
-    forecasters only, ``label_smoothing`` by classifiers only. ``hidden`` defaults to 128 for classifiers, 256 for
+    """What is built follows the dataset's task. ``embed`` is used by language models and text classifiers,
+    ``relative`` by forecasters only, ``label_smoothing`` by classifiers only. ``hidden`` defaults to 128 for classifiers, 256 for
     language models and 64 for forecasters."""
     common: dict[str, Any] = {"cell": cell, "layers": layers, "dropout": dropout, "impl": impl}
     if spec.task == "language-model":
@@ -286,6 +317,10 @@ def rnn(spec: DataSpec, cell: str = "lstm", hidden: int | None = None, layers: i
     if spec.task == "forecast":
         return RNNForecaster(spec.input_shape, spec.extra["horizon"], hidden=_default(hidden, 64),
                              bidirectional=bidirectional, relative=relative, **common)  # fmt: skip
+    if spec.task == "classification" and "pad_id" in spec.extra:  # character ids of a text (tang-authors)
+        return TextRNNClassifier(spec.extra["vocab_size"], spec.extra["pad_id"], spec.num_classes,
+                                 hidden=_default(hidden, 128), embed=embed, bidirectional=bidirectional,
+                                 label_smoothing=label_smoothing, **common)  # fmt: skip
     if spec.task == "classification":
         return RNNClassifier(spec.input_shape, spec.num_classes, hidden=_default(hidden, 128),
                              bidirectional=bidirectional, label_smoothing=label_smoothing, **common)  # fmt: skip
