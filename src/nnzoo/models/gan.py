@@ -96,23 +96,40 @@ class ConvGenerator(nn.Module):
 
 class ConvDiscriminator(nn.Module):
     """DCGAN's discriminator: 4x4 convolutions with stride 2 instead of pooling (28 -> 14 -> 7), LeakyReLU(0.2),
-    batch norm on every layer but the input layer, then one logit. A conditional one sees the label as extra
-    constant input planes, one per class."""
+    batch norm on every layer but the input layer, then one logit.
 
-    def __init__(self, image_shape: tuple[int, ...], width: int, num_classes: int = 0):
+    A conditional one sees the label in one of two ways (``condition``):
+
+    - ``planes``: as extra constant input planes, one per class (Mirza & Osindero's concatenation, in conv form);
+    - ``projection``: the projection discriminator of Miyato & Koyama (2018, "cGANs with Projection
+      Discriminator"): logit = psi(phi(x)) + <embed(y), phi(x)>, the inner product of the image's features with a
+      learned vector per class. The label then acts on what D has found in the image, which makes D far more
+      sensitive to a wrong class than planes at the input are.
+    """
+
+    def __init__(self, image_shape: tuple[int, ...], width: int, num_classes: int = 0, condition: str = "planes"):
         super().__init__()
         c, h, w = image_shape
-        self.net = nn.Sequential(
-            nn.Conv2d(c + num_classes, width, 4, 2, 1), nn.LeakyReLU(0.2),  # (B, w, H/2, W/2)
+        self.planes = num_classes if condition == "planes" else 0
+        features = 2 * width * (h // 4) * (w // 4)
+        self.features = nn.Sequential(
+            nn.Conv2d(c + self.planes, width, 4, 2, 1), nn.LeakyReLU(0.2),  # (B, w, H/2, W/2)
             nn.Conv2d(width, 2 * width, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * width), nn.LeakyReLU(0.2),  # (B, 2w, H/4, W/4)
-            nn.Flatten(), nn.Linear(2 * width * (h // 4) * (w // 4), 1),
+            nn.Flatten(),  # (B, features): phi(x)
         )  # fmt: skip
+        self.out = nn.Linear(features, 1)  # psi
+        # One vector per class, applied to the one-hot label: embed(y) = y @ W, (B, features).
+        self.embed = nn.Linear(num_classes, features, bias=False) if num_classes and not self.planes else None
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        if y is not None:
+        if y is not None and self.planes:
             planes = y[:, :, None, None].expand(-1, -1, *x.shape[2:]).to(x.dtype)  # (B, classes, H, W)
             x = torch.cat([x, planes], 1)
-        return self.net(x).squeeze(1)  # (B,)
+        phi = self.features(x)  # (B, features)
+        logit = self.out(phi).squeeze(1)  # (B,)
+        if y is not None and self.embed is not None:
+            logit = logit + (self.embed(y.to(phi.dtype)) * phi).sum(1)
+        return logit
 
 
 def dcgan_init(module: nn.Module) -> None:
@@ -271,15 +288,18 @@ def dcgan(spec: DataSpec, latent: int = 100, g_width: int = 64, d_width: int = 6
 @MODELS.register("cgan", help="Class-conditional GAN (Mirza & Osindero 2014), DCGAN or MLP networks: --label draws a class")
 def cgan(spec: DataSpec, arch: str = "conv", latent: int = 100, g_width: int = 64, d_width: int = 64,
          g_hidden: list[int] | int = (256, 512, 1024), d_hidden: list[int] | int = (512, 256), judge: str = "auto",
-         quality_samples: int = 10_000) -> GAN:  # fmt: skip
+         quality_samples: int = 10_000, condition: str = "planes") -> GAN:  # fmt: skip
+    """``condition`` (conv only): how D sees the label, ``planes`` or ``projection`` (see ConvDiscriminator)."""
     k = spec.num_classes
     if k < 2:
         raise UserError(f"cgan needs a dataset with class labels, but {spec.name} has {k} classes.")
     _judge("cgan", judge, quality_samples)
+    if condition not in ("planes", "projection"):
+        raise UserError(f"cgan condition must be planes or projection, not {condition!r}.")
     if arch == "conv":
         _check("cgan", latent, [g_width, d_width], spec, conv=True)
         model = GAN(ConvGenerator(latent, spec.input_shape, g_width, k),
-                    ConvDiscriminator(spec.input_shape, d_width, k), latent, spec, k)  # fmt: skip
+                    ConvDiscriminator(spec.input_shape, d_width, k, condition), latent, spec, k)  # fmt: skip
         model.apply(dcgan_init)
         return model
     if arch == "mlp":
