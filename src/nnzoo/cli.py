@@ -72,7 +72,7 @@ def _add_run_verbs(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("export", help="write a run's model as ONNX or TorchScript, checked against PyTorch")
     p.add_argument("run_dir")
-    p.add_argument("--format", dest="fmt", choices=["onnx", "torchscript"], default="onnx")
+    p.add_argument("--format", dest="fmt", default="onnx", help="onnx (default) or torchscript")
     p.add_argument("--out", help="file to write (default: RUN_DIR/export/MODEL.onnx or .pt)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
@@ -161,7 +161,8 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(r, indent=2))
         else:
             print(f"wrote {r['path']} ({r['format']}); inputs {r['inputs']} -> outputs {r['outputs']}; "
-                  f"max |difference| from PyTorch on a batch of {r['checked_batch']}: {r['max_abs_diff']:.2e}")
+                  f"max |difference| from PyTorch on {r['checked']}: {r['max_abs_diff']:.2e}")
+            print(f"wrote {r['meta']}: shapes and meaning of the inputs and outputs, and what a runtime needs")
             for note in r["notes"]:
                 print(f"note: {note}")
     elif args.verb == "attention":

@@ -2,15 +2,19 @@
 
 Each task says what to export through ``Task.export`` (a function ``run -> ExportPlan``): a module whose inputs and
 outputs are what a runtime wants (a classifier takes raw pixels scaled to 0..1 and applies the dataset's
-normalisation inside the graph), example inputs to trace with, and inputs to check with. The batch axis stays
-dynamic: the check runs a different batch size from the one traced.
+normalisation inside the graph; a language model exports one step with its state as inputs and outputs), example
+inputs to trace with, and a check. The batch axis stays dynamic: the check runs a different batch size from the one
+traced. Next to the file goes ``FILE.json``: every input and output with its shape and meaning, and what a runtime
+needs to use them (the vocabulary of a text model, the class names of a classifier).
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,9 @@ from .errors import UserError
 FORMATS = ("onnx", "torchscript")
 SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
 
+# Runs the exported file on some inputs, as a runtime would: tensors in, tensors out (in output order).
+Call = Callable[[tuple[torch.Tensor, ...]], list[torch.Tensor]]
+
 
 @dataclass
 class ExportPlan:
@@ -32,6 +39,17 @@ class ExportPlan:
     input_names: list[str]
     output_names: list[str]
     notes: list[str] = field(default_factory=list)
+    # Named dynamic axes per input, {input: {axis: name}}; None: axis 0 of every input is "batch".
+    axes: dict[str, dict[int, str]] | None = None
+    # (min, max) of each named axis; max None: unbounded. An axis not listed here is (1, unbounded).
+    limits: dict[str, tuple[int, int | None]] = field(default_factory=dict)
+    # What each input and output holds, for FILE.json (and the README).
+    docs: dict[str, str] = field(default_factory=dict)
+    # Whatever else a runtime needs, written into FILE.json (vocabulary, class names, context length...).
+    meta: dict[str, Any] = field(default_factory=dict)
+    # A check of its own: (call) -> max |difference| from PyTorch. None: ``module(*check)`` against ``call(check)``.
+    verify: Callable[[Call], float] | None = None
+    checked: str = ""  # what the check ran, in words (default: "a batch of N")
 
 
 class NormalizedClassifier(nn.Module):
@@ -49,26 +67,57 @@ class NormalizedClassifier(nn.Module):
 
 
 def classifier_plan(run: Any) -> ExportPlan:
+    """Images (CNN, MLP, ViT, an RNN or encoder reading rows) or padded text (character ids), by the data's shape."""
     spec = run.spec
+    if "pad_id" in spec.extra:
+        return text_classifier_plan(run)
     if len(spec.input_shape) != 3:
         raise UserError(f"Export of {spec.task} models on {spec.name} is not supported yet.")
     module = NormalizedClassifier(run.model, spec.mean, spec.std).eval()
-    check, notes = _real_images(run, 5)
-    return ExportPlan(module, (torch.rand(2, *spec.input_shape),), (check,), ["pixels"], ["logits"], notes)
+    real, notes = real_test_inputs(run, 5)
+    check = real.float() / 255 if real is not None else torch.rand(5, *spec.input_shape)
+    return ExportPlan(module, (torch.rand(2, *spec.input_shape),), (check,), ["pixels"], ["logits"], notes,
+                      docs={"pixels": "(batch, C, H, W) float32 pixels in 0..1; the normalisation is inside the graph",
+                            "logits": "(batch, classes) float32; softmax gives the probabilities"},
+                      meta={"class_names": spec.class_names})  # fmt: skip
 
 
-def _real_images(run: Any, n: int) -> tuple[torch.Tensor, list[str]]:
+def text_classifier_plan(run: Any) -> ExportPlan:
+    """Character ids (B, seq_len) int64, padded with pad_id after the text, -> logits. The model finds the padding
+    itself (ids == pad_id), so the check uses texts of different lengths, padded as training padded them."""
+    spec = run.spec
+    seq_len, pad_id, vocab = spec.input_shape[0], spec.extra["pad_id"], spec.extra["vocab"]
+    real, notes = real_test_inputs(run, 5)
+    if real is None:  # texts of 1 to seq_len characters, the rest padding
+        g = torch.Generator().manual_seed(0)
+        real = torch.randint(1, pad_id, (5, seq_len), generator=g)
+        for row, n in zip(real, torch.linspace(1, seq_len, 5).long()):
+            row[n:] = pad_id
+    check = real.long()
+    example = torch.randint(1, pad_id, (2, seq_len))
+    example[0, seq_len // 2 :] = pad_id  # trace with some padding too
+    docs = {"ids": f"(batch, {seq_len}) int64 character ids (index into vocab; 0 = a character not in vocab), the text "
+                   f"cut to its first {seq_len} characters and followed by pad_id = {pad_id} up to {seq_len}",
+            "logits": "(batch, classes) float32; softmax gives the probabilities"}  # fmt: skip
+    meta = {"class_names": spec.class_names, "vocab": vocab, "pad_id": pad_id, "seq_len": seq_len}
+    return ExportPlan(run.model.eval(), (example,), (check,), ["ids"], ["logits"], notes, docs=docs, meta=meta)
+
+
+def real_test_inputs(run: Any, n: int) -> tuple[torch.Tensor | None, list[str]]:
+    """The first ``n`` inputs of the run's test split as stored (uint8 images, int16 ids, scaled series), or None
+    and a note when the data is not on this machine."""
     from .data import load_dataset
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             test = load_dataset(run.config.data).test
-        return test.x[:n].float() / 255, []
+        return test.x[:n], []
     except UserError:
-        return torch.rand(n, *run.spec.input_shape), ["the run's test data is not on this machine: checked on random inputs"]
+        return None, ["the run's test data is not on this machine: checked on random inputs"]
 
 
+# ---- the export itself ----------------------------------------------------------------------------------------
 def export(run_dir: str | Path, fmt: str = "onnx", out: str | Path | None = None) -> dict[str, Any]:
     from .api import load_run
     from .tasks import get_task
@@ -82,40 +131,81 @@ def export(run_dir: str | Path, fmt: str = "onnx", out: str | Path | None = None
     plan = task.export(run)
     path = Path(out) if out else Path(run_dir) / "export" / f"{run.config.model}{SUFFIX[fmt]}"
     path.parent.mkdir(parents=True, exist_ok=True)
+    call = _onnx(plan, path) if fmt == "onnx" else _torchscript(plan, path)
     with torch.no_grad():
-        expected = plan.module(*plan.check)
-    expected = expected if isinstance(expected, tuple) else (expected,)
-    if fmt == "onnx":
-        got = _onnx(plan, path)
-    else:
-        got = _torchscript(plan, path)
-    diff = max(float((torch.as_tensor(g) - e).abs().max()) for g, e in zip(got, expected))
+        diff = plan.verify(call) if plan.verify is not None else _max_diff(call(plan.check), plan.module(*plan.check))
+    batch = int(plan.check[0].shape[0])
+    meta_path = path.with_name(path.name + ".json")
+    meta_path.write_text(json.dumps(_describe(plan, run, path, fmt), indent=2, ensure_ascii=False) + "\n", "utf-8")
     return {"path": str(path), "format": fmt, "inputs": plan.input_names, "outputs": plan.output_names,
-            "checked_batch": int(plan.check[0].shape[0]), "max_abs_diff": diff, "notes": plan.notes}  # fmt: skip
+            "checked_batch": batch, "checked": plan.checked or f"a batch of {batch}", "max_abs_diff": diff,
+            "meta": str(meta_path), "notes": plan.notes}  # fmt: skip
 
 
-def _onnx(plan: ExportPlan, path: Path) -> list[Any]:
+def _max_diff(got: list[torch.Tensor], expected: torch.Tensor | tuple[torch.Tensor, ...]) -> float:
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    return max(float((g - e).abs().max()) for g, e in zip(got, expected, strict=True))
+
+
+def _axes(plan: ExportPlan) -> dict[str, dict[int, str]]:
+    return plan.axes if plan.axes is not None else {name: {0: "batch"} for name in plan.input_names}
+
+
+def _describe(plan: ExportPlan, run: Any, path: Path, fmt: str) -> dict[str, Any]:
+    """FILE.json: the interface of the exported file, with named dynamic axes and their ranges."""
+    axes = _axes(plan)
+    with torch.no_grad():
+        outs = plan.module(*plan.example)
+    outs = outs if isinstance(outs, tuple) else (outs,)
+
+    def port(name: str, t: torch.Tensor, named: dict[int, str]) -> dict[str, Any]:
+        shape = [named.get(i, int(n)) for i, n in enumerate(t.shape)]
+        dtype = str(t.dtype).removeprefix("torch.")
+        return {"name": name, "shape": shape, "dtype": dtype, "doc": plan.docs.get(name, "")}
+
+    used = sorted({a for named in axes.values() for a in named.values()})
+    return {"file": path.name, "format": fmt, "model": run.config.model, "task": run.spec.task,
+            "dataset": run.spec.name, "run": str(run.run_dir),
+            "inputs": [port(n, t, axes.get(n, {})) for n, t in zip(plan.input_names, plan.example)],
+            # an output's shape follows the inputs' axes: its doc says how
+            "outputs": [{"name": n, "dtype": str(t.dtype).removeprefix("torch."), "doc": plan.docs.get(n, "")}
+                        for n, t in zip(plan.output_names, outs)],
+            "axes": {a: list(plan.limits.get(a, (1, None))) for a in used}, **plan.meta}  # fmt: skip
+
+
+def _onnx(plan: ExportPlan, path: Path) -> Call:
     try:
         import onnxruntime as ort
     except ImportError:
         raise UserError('ONNX export needs onnx, onnxscript and onnxruntime: pip install "nnzoo[export]".') from None
-    batch = torch.export.Dim("batch", min=1)
-    shapes = {name: {0: batch} for name in plan.input_names}
+    named = _axes(plan)
+    dims = {a: torch.export.Dim(a, min=plan.limits.get(a, (1, None))[0], max=plan.limits.get(a, (1, None))[1])
+            for axes in named.values() for a in axes.values()}  # one Dim per name: axes of one name are equal
+    shapes = tuple({i: dims[a] for i, a in named.get(name, {}).items()} or None for name in plan.input_names)
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():  # the exporter narrates each pass
         warnings.simplefilter("ignore")
         torch.onnx.export(plan.module, plan.example, str(path), input_names=plan.input_names,
                           output_names=plan.output_names, dynamic_shapes=shapes, dynamo=True)  # fmt: skip
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    feeds = {i.name: t.numpy() for i, t in zip(session.get_inputs(), plan.check)}
-    return session.run(None, feeds)
+    wanted = {i.name for i in session.get_inputs()}  # the exporter drops inputs the graph does not use
+
+    def call(inputs: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
+        feeds = {name: t.numpy() for name, t in zip(plan.input_names, inputs) if name in wanted}
+        return [torch.from_numpy(o) for o in session.run(None, feeds)]
+
+    return call
 
 
-def _torchscript(plan: ExportPlan, path: Path) -> list[Any]:
+def _torchscript(plan: ExportPlan, path: Path) -> Call:
     with warnings.catch_warnings():  # torch.jit is deprecated in favour of torch.export, but runtimes still load it
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(plan.module, plan.example)
         traced.save(str(path))
         loaded = torch.jit.load(str(path))
+
+    def call(inputs: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
         with torch.no_grad():
-            out = loaded(*plan.check)
-    return list(out) if isinstance(out, tuple) else [out]
+            out = loaded(*inputs)
+        return list(out) if isinstance(out, tuple) else [out]
+
+    return call

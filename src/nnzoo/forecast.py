@@ -171,5 +171,36 @@ def _time(t: float, unit: str, step: float) -> str:
     return f"{year}-{int(round((t - year) * 12)) + 1:02d}"  # monthly
 
 
+# ---- export ------------------------------------------------------------------------------------------------------
+class UnitForecaster(torch.nn.Module):
+    """values (B, L) in the series' units -> the next ``horizon`` values (B, horizon), in the same units: the
+    standardisation fitted on the training part is inside the graph, so a runtime feeds the raw series."""
+
+    def __init__(self, model: torch.nn.Module, mean: float, std: float):
+        super().__init__()
+        self.model, self.mean, self.std = model, float(mean), float(std)
+
+    def forward(self, values: torch.Tensor) -> torch.Tensor:
+        z = (values - self.mean) / self.std  # (B, L)
+        return self.model(z.unsqueeze(-1)) * self.std + self.mean  # (B, horizon)
+
+
+def forecast_export(run: LoadedRun) -> Any:
+    from .export import ExportPlan, real_test_inputs
+
+    spec = run.spec
+    L, h = spec.input_shape[0], spec.extra["horizon"]
+    real, notes = real_test_inputs(run, 5)
+    z = real[..., 0] if real is not None else torch.randn(5, L).cumsum(1) / 4  # scaled windows (5, L)
+    check = torch.from_numpy(to_units(z, spec)).float()
+    example = torch.from_numpy(to_units(torch.randn(2, L).cumsum(1) / 4, spec)).float()
+    docs = {"values": f"(batch, {L}) float32: the last {L} values of the series, oldest first, in {spec.extra['unit']}",
+            "forecast": f"(batch, {h}) float32: the next {h} values, in the same units"}  # fmt: skip
+    meta = {"horizon": h, "window": L, "unit": spec.extra["unit"], "step": spec.extra["step"],
+            "time_unit": spec.extra["time_unit"]}  # fmt: skip
+    module = UnitForecaster(run.model.eval(), spec.extra["mean"], spec.extra["std"]).eval()
+    return ExportPlan(module, (example,), (check,), ["values"], ["forecast"], notes, docs=docs, meta=meta)
+
+
 TASKS.add("forecast", Task("forecast", extra_metrics=forecast_metrics, write_reports=forecast_reports,
-                           predict=forecast_future))  # fmt: skip
+                           predict=forecast_future, export=forecast_export))  # fmt: skip

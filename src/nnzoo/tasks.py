@@ -110,7 +110,14 @@ def _lm_metrics(test: dict[str, float], outputs: torch.Tensor | None, data: Data
     return language_model_metrics(test, outputs, data)
 
 
-TASKS.add("language-model", Task("language-model", extra_metrics=_lm_metrics, generate=_lm_generate))
+def _lm_export(run: LoadedRun) -> Any:
+    from .export_lm import language_model_plan
+
+    return language_model_plan(run)
+
+
+TASKS.add("language-model", Task("language-model", extra_metrics=_lm_metrics, generate=_lm_generate,
+                                 export=_lm_export))  # fmt: skip
 
 
 # Families that register their tasks in their own modules (imported last: they import this one).

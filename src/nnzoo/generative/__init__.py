@@ -16,6 +16,7 @@ from ..images import load_images
 from ..tasks import TASKS, Task
 from ..trainer import resolve_device
 from . import pictures, quality
+from .export import autoencoder_plan, gan_plan
 from .monitor import GRID_SEED, QUALITY_SEED, GenerativeMonitor, epoch_grid_path, fixed_grid
 
 if TYPE_CHECKING:
@@ -205,8 +206,8 @@ def _generate(run: LoadedRun, options: dict[str, Any]) -> dict[str, Any]:
 
 TASKS.add("autoencoder", Task("autoencoder", write_reports=_write_reports, generate=_generate,
                               model_metrics=_model_metrics, model_reports=_autoencoder_reports,
-                              callbacks=_callbacks))  # fmt: skip
+                              callbacks=_callbacks, export=autoencoder_plan))  # fmt: skip
 TASKS.add("gan", Task("gan", write_reports=_write_reports, generate=_generate, model_metrics=_model_metrics,
-                      model_reports=_gan_reports, callbacks=_callbacks))  # fmt: skip
+                      model_reports=_gan_reports, callbacks=_callbacks, export=gan_plan))  # fmt: skip
 
 __all__ = ["GenerativeMonitor", "quality", "pictures"]
