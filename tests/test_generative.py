@@ -46,6 +46,7 @@ def _random_split(spec, n: int = 24) -> Split:
 
 
 @pytest.mark.parametrize("name,args", [*((n, {}) for n in GENERATIVE), ("cgan", {"arch": "mlp"}),
+                                       ("cgan", {"condition": "projection"}), ("cgan", {"condition": "planes"}),
                                        ("denoising-ae", {"noise": "salt-pepper", "noise_level": 0.2, "arch": "mlp"}),
                                        ("denoising-ae", {"noise": "masking", "noise_level": 0.3}),
                                        ("ae", {"loss": "mse"})])  # fmt: skip
@@ -67,6 +68,17 @@ def test_every_generative_model_trains_with_finite_gradients_everywhere(name: st
         kw = {"labels": torch.arange(4) % spec.num_classes} if getattr(model, "conditional", False) else {}
         out = model.sample(4, torch.Generator().manual_seed(0), **kw)
         assert out.shape == (4, *spec.input_shape) and 0 <= out.min() and out.max() <= 1
+
+
+def test_projection_discriminator_adds_the_class_vector_times_the_features() -> None:
+    """Miyato & Koyama's logit: psi(phi(x)) + <embed(y), phi(x)>, checked by hand."""
+    torch.manual_seed(0)
+    d = create_model("cgan", dataset_spec("mnist"), condition="projection", d_width=8).discriminator.eval()
+    x, y = torch.rand(3, 1, 28, 28), torch.nn.functional.one_hot(torch.tensor([0, 4, 9]), 10).float()
+    phi = d.features(x)
+    expected = d.out(phi).squeeze(1) + (d.embed.weight.T[[0, 4, 9]] * phi).sum(1)
+    torch.testing.assert_close(d(x, y), expected)
+    assert not torch.allclose(d(x, y), d(x, y.roll(1, dims=1)))  # another label, another verdict
 
 
 def test_vae_loss_is_bce_summed_over_pixels_plus_kl_by_hand() -> None:

@@ -155,8 +155,14 @@ def fingerprint(train: Split) -> str:
     return h.hexdigest()[:12]
 
 
+JUDGE_VERSION = "j2"
+
+
 def judge_recipe(cfg: RunConfig, spec: DataSpec) -> RunConfig:
-    """SimpleCNN (an MLP on images under 10x10), Adam 1e-3, batch 128, 3 epochs on the run's own training split."""
+    """SimpleCNN (an MLP on images under 10x10) trained as fashion-mnist-simple-cnn-fast is: Adam with a one-cycle
+    schedule peaking at 3e-3, batch 128, 6 epochs on the run's own training split (91.5% on Fashion-MNIST's test
+    set, where 3 epochs at a constant 1e-3 gave 88.6%: a judge that knows the classes better says more reliably
+    whether a sample shows the class it was drawn for)."""
     from ..config import RunConfig, TrainConfig
 
     model = "simple-cnn" if min(spec.input_shape[1:]) >= 10 else "mlp"
@@ -164,16 +170,17 @@ def judge_recipe(cfg: RunConfig, spec: DataSpec) -> RunConfig:
         recipe=f"judge-{spec.name}", model=model,
         description="The classifier whose features score generated images (Fréchet distance, confidence, coverage).",
         data=dataclasses.replace(cfg.data),
-        train=TrainConfig(epochs=3, batch_size=128, optimizer="adam", lr=1e-3, seed=0, device=cfg.train.device,
-                          num_threads=cfg.train.num_threads),
+        train=TrainConfig(epochs=6, batch_size=128, optimizer="adam", lr=3e-3, schedule="onecycle", seed=0,
+                          device=cfg.train.device, num_threads=cfg.train.num_threads),
     )  # fmt: skip
 
 
 def auto_judge(cfg: RunConfig, data: Dataset, progress: bool = True) -> Path:
-    """The default judge's run folder, trained on first use (about a minute for 60,000 images on 2 CPU cores)."""
+    """The default judge's run folder, trained on first use (about 1-2 minutes for 60,000 images on 2 CPU cores)."""
     from ..api import train  # late, see load_judge
 
-    folder = cache_dir() / "judges" / f"{data.spec.name}-{fingerprint(data.train)}"
+    # JUDGE_VERSION changes with judge_recipe, so a judge trained by an older recipe is never reused.
+    folder = cache_dir() / "judges" / f"{data.spec.name}-{fingerprint(data.train)}-{JUDGE_VERSION}"
     if (folder / "checkpoints" / "last.pt").is_file():
         return folder
     if progress:
