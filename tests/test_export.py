@@ -83,10 +83,13 @@ def test_recurrent_classifier_reads_pixels(data_dir: Path, tmp_path: Path) -> No
     np.testing.assert_allclose(got, expected.detach().numpy(), atol=1e-4)
 
 
-def test_transformer_text_classifier_finds_the_padding_itself(poetry_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("recipe,width", [("tang-authors-transformer", ("model_args.dim", 32)),
+                                          ("tang-authors-lstm", ("model_args.hidden", 16))])  # packed -> masked twin
+def test_text_classifiers_find_the_padding_themselves(poetry_dir: Path, tmp_path: Path, recipe: str,
+                                                      width: tuple) -> None:  # fmt: skip
     run = tmp_path / "authors"
-    api.train("tang-authors-transformer", out=run, overrides={"data_dir": str(poetry_dir), **QUICK},
-              sets=[("model_args.dim", 32), ("data.seq_len", 32), ("train.num_threads", 1)], progress=False)  # fmt: skip
+    api.train(recipe, out=run, overrides={"data_dir": str(poetry_dir), **QUICK},
+              sets=[width, ("data.seq_len", 32), ("train.num_threads", 1)], progress=False)  # fmt: skip
     r = api.export(run, "onnx")
     assert r["inputs"] == ["ids"] and r["max_abs_diff"] <= 1e-4
     meta = _meta(r)

@@ -49,6 +49,8 @@ class ExportPlan:
     meta: dict[str, Any] = field(default_factory=dict)
     # A check of its own: (call) -> max |difference| from PyTorch. None: ``module(*check)`` against ``call(check)``.
     verify: Callable[[Call], float] | None = None
+    # What the export is checked against, when ``module`` is a twin of the trained model built for exporting.
+    reference: nn.Module | None = None
     checked: str = ""  # what the check ran, in words (default: "a batch of N")
 
 
@@ -100,7 +102,10 @@ def text_classifier_plan(run: Any) -> ExportPlan:
                    f"cut to its first {seq_len} characters and followed by pad_id = {pad_id} up to {seq_len}",
             "logits": "(batch, classes) float32; softmax gives the probabilities"}  # fmt: skip
     meta = {"class_names": spec.class_names, "vocab": vocab, "pad_id": pad_id, "seq_len": seq_len}
-    return ExportPlan(run.model.eval(), (example,), (check,), ["ids"], ["logits"], notes, docs=docs, meta=meta)
+    # A model whose training form does not export (packed sequences) offers a twin that computes the same logits.
+    model = run.model.eval()
+    module = model.export_twin() if hasattr(model, "export_twin") else model
+    return ExportPlan(module, (example,), (check,), ["ids"], ["logits"], notes, docs=docs, meta=meta, reference=model)
 
 
 def real_test_inputs(run: Any, n: int) -> tuple[torch.Tensor | None, list[str]]:
@@ -133,7 +138,7 @@ def export(run_dir: str | Path, fmt: str = "onnx", out: str | Path | None = None
     path.parent.mkdir(parents=True, exist_ok=True)
     call = _onnx(plan, path) if fmt == "onnx" else _torchscript(plan, path)
     with torch.no_grad():
-        diff = plan.verify(call) if plan.verify is not None else _max_diff(call(plan.check), plan.module(*plan.check))
+        diff = plan.verify(call) if plan.verify is not None else _max_diff(call(plan.check), (plan.reference or plan.module)(*plan.check))
     batch = int(plan.check[0].shape[0])
     meta_path = path.with_name(path.name + ".json")
     meta_path.write_text(json.dumps(_describe(plan, run, path, fmt), indent=2, ensure_ascii=False) + "\n", "utf-8")

@@ -15,6 +15,7 @@ checking); both have the same parameter names and shapes, so a checkpoint of one
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -118,8 +119,13 @@ class ReadableRNN(nn.Module):
     def _suffixes(self, layer: int) -> list[str]:
         return [f"_l{layer}", f"_l{layer}_reverse"][: self.directions]
 
-    def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
-        """x (B, T, I) -> outputs (B, T, D*H) of the last layer, and the final state h (L*D, B, H) [, c]."""
+    def forward(self, x: torch.Tensor, state: State | None = None,
+                lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:  # fmt: skip
+        """x (B, T, I) -> outputs (B, T, D*H) of the last layer, and the final state h (L*D, B, H) [, c].
+
+        ``lengths`` (B,): sequence b is only its first lengths[b] steps; at later steps its state is kept as it is,
+        so both directions see exactly what ``pack_padded_sequence`` would give the fused layers (the reverse
+        direction starts at the sequence's own last step). Outputs at those later steps are not meaningful."""
         B, T, _ = x.shape
         n = self.num_layers * self.directions
         if state is None:
@@ -136,9 +142,15 @@ class ReadableRNN(nn.Module):
                 ys: list[torch.Tensor] = [x] * T  # placeholders, each replaced by h_t below
                 for t in range(T) if d == 0 else reversed(range(T)):  # the reverse direction reads back to front
                     if self.cell == "lstm":
-                        h, c = lstm_cell(x[:, t], (h, c), *w)
+                        h_new, c_new = lstm_cell(x[:, t], (h, c), *w)
                     else:
-                        h = (gru_cell if self.cell == "gru" else rnn_cell)(x[:, t], h, *w)
+                        h_new, c_new = (gru_cell if self.cell == "gru" else rnn_cell)(x[:, t], h, *w), None
+                    if lengths is None:
+                        h, c = h_new, c_new
+                    else:  # only the sequences still running take the step
+                        live = (t < lengths).unsqueeze(1)  # (B, 1)
+                        h = torch.where(live, h_new, h)
+                        c = torch.where(live, c_new, c) if c_new is not None else None
                     ys[t] = h
                 outputs.append(torch.stack(ys, dim=1))  # (B, T, H)
                 h_n.append(h)
@@ -222,7 +234,7 @@ class TextRNNClassifier(Classifier):
         super().__init__(label_smoothing)
         if impl != "fused":
             raise UserError("Text classification packs its sequences, which only the fused layers read: impl=fused.")
-        self.pad_id = pad_id
+        self.pad_id, self.cell = pad_id, cell
         self.layers, self.directions = layers, 2 if bidirectional else 1
         self.embed = nn.Embedding(vocab_size, embed, padding_idx=pad_id)
         self.rnn = recurrent_layers(cell, embed, hidden, layers, dropout, bidirectional, impl)
@@ -231,11 +243,25 @@ class TextRNNClassifier(Classifier):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         ids = ids.long()  # (B, T)
-        lengths = (ids != self.pad_id).sum(dim=1).clamp(min=1).cpu()  # an empty text reads one padding step
+        lengths = (ids != self.pad_id).sum(dim=1).clamp(min=1)  # an empty text reads one padding step
         x = self.dropout(self.embed(ids))  # (B, T, E)
-        packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-        _, state = self.rnn(packed)  # state in the batch's own order (PyTorch unsorts it)
+        if isinstance(self.rnn, ReadableRNN):  # the export twin (see export_twin): masked steps instead of packing
+            _, state = self.rnn(x, lengths=lengths)
+        else:
+            packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            _, state = self.rnn(packed)  # state in the batch's own order (PyTorch unsorts it)
         return self.head(self.dropout(last_hidden(state, self.layers, self.directions)))  # (B, classes)
+
+    def export_twin(self) -> TextRNNClassifier:
+        """The same model with the gate-by-gate layers, which mask finished sequences instead of packing them:
+        packed sequences do not go through ``torch.export``, while the masked loop does (as a graph unrolled over
+        the seq_len steps). Same weights, same logits."""
+        twin = copy.deepcopy(self)
+        rnn = self.rnn
+        twin.rnn = ReadableRNN(self.cell, rnn.input_size, rnn.hidden_size, rnn.num_layers, rnn.dropout,
+                               rnn.bidirectional)  # fmt: skip
+        twin.rnn.load_state_dict(rnn.state_dict())
+        return twin.eval()
 
 
 # ---- character language model ---------------------------------------------------------------------------------------
