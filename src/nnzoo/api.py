@@ -362,6 +362,17 @@ def attention(run_dir: str | os.PathLike, input: str, *, layer: int | None = Non
                              data_dir=data_dir, device=device)  # fmt: skip
 
 
+def serve(run_dirs: Sequence[str | os.PathLike], *, host: str | None = None, port: int = 8000,
+          device: str | None = None, max_batch: int | None = None, batch_wait_ms: float | None = None,
+          quiet: bool = False) -> None:  # fmt: skip
+    """Serve runs over HTTP until interrupted: predict / generate endpoints, a web page, docs at /docs (needs
+    ``pip install "nnzoo[serve]"``). Listens on 127.0.0.1 unless ``host`` says otherwise."""
+    from .serve import serve as _serve
+
+    _serve(run_dirs, host=host, port=port, device=device, max_batch=max_batch, batch_wait_ms=batch_wait_ms,
+           quiet=quiet)  # fmt: skip
+
+
 # ---- explore ---------------------------------------------------------------------------------------------------------
 def summary(model: str, dataset: str = "mnist", **model_args: Any) -> str:
     spec = dataset_spec(dataset)
@@ -388,4 +399,4 @@ def list_recipes() -> dict[str, str]:
 
 __all__ = ["LoadedRun", "RunResult", "TrainConfig", "attention", "evaluate", "export", "generate", "list_datasets",
            "list_models", "list_recipes",
-           "load_run", "make_config", "predict", "report", "summary", "train"]  # fmt: skip
+           "load_run", "make_config", "predict", "report", "serve", "summary", "train"]  # fmt: skip
