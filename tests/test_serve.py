@@ -55,7 +55,9 @@ def png_bytes(size: tuple[int, int] = (64, 64), draw: bool = True) -> bytes:
 
 # ---- what the server tells --------------------------------------------------------------------------------------
 def test_health_models_docs_and_page(client: TestClient) -> None:
-    assert client.get("/health").json() == {"status": "ok", "models": ["digits", "poems", "cgan", "ae"]}
+    health = client.get("/health").json()
+    assert health["status"] == "ok" and health["models"] == ["digits", "poems", "cgan", "ae"]
+    assert list(health["batching"]) == ["digits"]  # classifiers batch; {"requests": ..., "forward_passes": ...}
     body = client.get("/v1/models").json()
     models = {m["name"]: m for m in body["models"]}
     d, p, g, a = models["digits"], models["poems"], models["cgan"], models["ae"]
@@ -143,6 +145,8 @@ def test_concurrent_predicts_share_one_forward_pass(serve_runs: dict[str, Path])
     assert sizes == [2, 1] and [r.status_code for r in responses] == [200] * 3
     assert [r.json()["probabilities"] for r in responses[:2]] == pytest.approx(batched, abs=1e-6)
     assert served.batcher.forwards == 3 and served.batcher.served == 5
+    with TestClient(app) as c:
+        assert c.get("/health").json()["batching"] == {"digits": {"requests": 5, "forward_passes": 3}}
 
 
 # ---- generate -----------------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@ one rule for errors: a request the server will not do is a 4xx with ``{"error": 
 
 Endpoints (OpenAPI docs at /docs):
   GET  /                              the web page: draw a digit, write a poem, a gallery of samples
-  GET  /health                        {"status": "ok", "models": [names]}
+  GET  /health                        {"status": "ok", "models": [names], "batching": requests and passes}
   GET  /v1/models                     every model (name, family, task, classes or vocabulary size, input shape)
                                       and the server's limits
   POST /v1/models/{name}/predict      an image as a multipart file field ``file``, or JSON {"pixels": [[...]]};
@@ -86,7 +86,10 @@ def create_app(models: dict[str, Served]) -> FastAPI:
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "models": list(models)}
+        """Alive, which models, and for classifiers how many predict requests shared how many forward passes."""
+        batching = {n: {"requests": m.batcher.served, "forward_passes": m.batcher.forwards}
+                    for n, m in models.items() if hasattr(m, "batcher")}  # fmt: skip
+        return {"status": "ok", "models": list(models), "batching": batching}
 
     @app.get("/v1/models")
     async def list_models() -> dict[str, Any]:
