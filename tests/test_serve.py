@@ -310,7 +310,8 @@ def test_serve_command_errors_are_one_sentence(serve_runs: dict[str, Path], tmp_
         listen("127.0.0.1", port)
     taken.close()
     for argv, message in [(["--port", "70000"], "--port must be between 0 and 65535, not 70000."),
-                          (["--max-batch", "0"], "--max-batch must be at least 1, not 0.")]:  # fmt: skip
+                          (["--max-batch", "0"], "--max-batch must be at least 1, not 0."),
+                          (["--host", " "], "--host must name an address, such as 127.0.0.1 or 0.0.0.0.")]:  # fmt: skip
         assert main(["serve", str(serve_runs["digits"]), *argv]) == 2
         assert capsys.readouterr().err == f"error: {message}\n"
     assert main(["serve", str(tmp_path / "nothing")]) == 2
