@@ -64,3 +64,37 @@ def _offline(path: str):  # noqa: ANN202
 needs_fashion = pytest.mark.skipif(
     not FASHION_DIR.is_dir(), reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)"
 )
+
+
+# Poems for tiny language models (the 6 of test_rnn_cli, traditional characters).
+POEMS = ["春眠不覺曉，處處聞啼鳥。夜來風雨聲，花落知多少。", "白日依山盡，黃河入海流。欲窮千里目，更上一層樓。",
+         "床前明月光，疑是地上霜。舉頭望明月，低頭思故鄉。", "紅豆生南國，春來發幾枝。願君多采擷，此物最相思。",
+         "朝辭白帝彩雲間，千里江陵一日還。兩岸猿聲啼不住，輕舟已過萬重山。", "春水滿四澤，夏雲多奇峰。秋月揚明輝，冬嶺秀孤松。"]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def serve_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One tiny run of each kind `nnzoo serve` takes, trained two steps, offline (scikit-learn's bundled digits and
+    a poem file written here): a classifier, a poem LM, a class-conditional GAN, and a plain autoencoder."""
+    from nnzoo.cli import main
+
+    root = tmp_path_factory.mktemp("serve-runs")
+    (root / "poems.txt").write_text("".join(p + "\n" for p in POEMS * 12), encoding="utf-8")
+    quick = ["--max-steps", "2", "--quiet", "--set", "train.num_threads=1"]
+    small_gan = ["--set", "model_args.arch=mlp", "--set", "model_args.g_hidden=[32]", "--set", "model_args.d_hidden=[32]",
+                 "--set", "model_args.judge=none", "--set", "model_args.latent=8"]  # fmt: skip
+    argv = {
+        "digits": ["digits-mlp", "--set", "model_args.hidden=[32]"],
+        "poems": ["tang-poems-char-lstm", "--dataset", "tang300", "--data-file", str(root / "poems.txt"),
+                  "--set", "model_args.hidden=32", "--set", "model_args.embed=16", "--set", "data.seq_len=24"],
+        "cgan": ["mnist-cgan", "--dataset", "digits", *small_gan],
+        "ae": ["mnist-vae", "--dataset", "digits", "--set", "model=ae", "--set", "model_args.hidden=[32]",
+               "--set", "model_args.latent=4"],
+    }  # fmt: skip
+    runs = {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(root / "cache"))
+        for name, args in argv.items():
+            runs[name] = root / name
+            assert main(["train", *args, "--out", str(runs[name]), *quick]) == 0, name
+    return runs

@@ -308,20 +308,21 @@ def predict(run_dir: str | os.PathLike, images: Sequence[str | os.PathLike] = ()
         raise UserError("Give at least one image file to predict.")
     x = load_images(list(images), run.spec)
     probs = _trainer_for(run, device).predict(x).softmax(1)
-    names = run.spec.class_names
-    out = []
-    for path, p in zip(images, probs):
-        top = p.topk(min(top_k, len(names)))
-        out.append({
-            "file": str(path),
-            "label": names[int(top.indices[0])],
-            "index": int(top.indices[0]),
-            "probability": float(top.values[0]),
-            "top_k": [{"label": names[int(i)], "index": int(i), "probability": float(v)}
-                      for v, i in zip(top.values, top.indices)],  # fmt: skip
-            "probabilities": {n: float(v) for n, v in zip(names, p)},
-        })  # fmt: skip
-    return out
+    return [{"file": str(path), **classification_result(p, run.spec.class_names, top_k)} for path, p in zip(images, probs)]
+
+
+def classification_result(probs: torch.Tensor, class_names: Sequence[str], top_k: int = 3) -> dict[str, Any]:
+    """The answer for one input from its class probabilities (C,): the label, the ``top_k`` most likely classes
+    and every probability by name (what `nnzoo predict --json` prints and `nnzoo serve` returns)."""
+    top = probs.topk(min(top_k, len(class_names)))
+    return {
+        "label": class_names[int(top.indices[0])],
+        "index": int(top.indices[0]),
+        "probability": float(top.values[0]),
+        "top_k": [{"label": class_names[int(i)], "index": int(i), "probability": float(v)}
+                  for v, i in zip(top.values, top.indices)],  # fmt: skip
+        "probabilities": {n: float(v) for n, v in zip(class_names, probs)},
+    }
 
 
 def report(run_dir: str | os.PathLike, *, data_dir: str | None = None, device: str | None = None) -> list[Path]:
@@ -361,6 +362,17 @@ def attention(run_dir: str | os.PathLike, input: str, *, layer: int | None = Non
                              data_dir=data_dir, device=device)  # fmt: skip
 
 
+def serve(run_dirs: Sequence[str | os.PathLike], *, host: str | None = None, port: int = 8000,
+          device: str | None = None, max_batch: int | None = None, batch_wait_ms: float | None = None,
+          quiet: bool = False) -> None:  # fmt: skip
+    """Serve runs over HTTP until interrupted: predict / generate endpoints, a web page, docs at /docs (needs
+    ``pip install "nnzoo[serve]"``). Listens on 127.0.0.1 unless ``host`` says otherwise."""
+    from .serve import serve as _serve
+
+    _serve(run_dirs, host=host, port=port, device=device, max_batch=max_batch, batch_wait_ms=batch_wait_ms,
+           quiet=quiet)  # fmt: skip
+
+
 # ---- explore ---------------------------------------------------------------------------------------------------------
 def summary(model: str, dataset: str = "mnist", **model_args: Any) -> str:
     spec = dataset_spec(dataset)
@@ -387,4 +399,4 @@ def list_recipes() -> dict[str, str]:
 
 __all__ = ["LoadedRun", "RunResult", "TrainConfig", "attention", "evaluate", "export", "generate", "list_datasets",
            "list_models", "list_recipes",
-           "load_run", "make_config", "predict", "report", "summary", "train"]  # fmt: skip
+           "load_run", "make_config", "predict", "report", "serve", "summary", "train"]  # fmt: skip

@@ -90,6 +90,19 @@ def _add_run_verbs(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device")
     p.add_argument("--json", action="store_true", help="print JSON (without the weights)")
 
+    p = sub.add_parser("serve", help="an HTTP API and a web page for trained runs (pip install \"nnzoo[serve]\")",
+                       description="Serve runs over HTTP: GET /v1/models, POST /v1/models/NAME/predict and "
+                                   "/generate, a web page at / and API docs at /docs. Each model is named after "
+                                   "its run folder. Listens on 127.0.0.1 unless --host says otherwise.")  # fmt: skip
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 exposes the server to the network)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--device", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
+    p.add_argument("--max-batch", type=int, help="predict requests stacked into one forward pass (default 32)")
+    p.add_argument("--batch-wait-ms", type=float, help="how long a request waits for others to join its batch "
+                                                       "(default 5)")  # fmt: skip
+    p.add_argument("--quiet", action="store_true", help="no line per request")
+
     p = sub.add_parser("report", help="regenerate a run's PNG reports")
     p.add_argument("run_dir")
     p.add_argument("--data-dir")
@@ -177,6 +190,9 @@ def run(args: argparse.Namespace) -> int:
             if "prediction" in r:
                 print(f"predicted {r['prediction']['label']} ({100 * r['prediction']['probability']:.1f}%)")
             print("\n".join(r["files"]))
+    elif args.verb == "serve":
+        api.serve(args.run_dirs, host=args.host, port=args.port, device=args.device, max_batch=args.max_batch,
+                  batch_wait_ms=args.batch_wait_ms, quiet=args.quiet)  # fmt: skip
     elif args.verb == "report":
         for p in api.report(args.run_dir, data_dir=args.data_dir, device=args.device):
             print(p)

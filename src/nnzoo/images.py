@@ -8,6 +8,7 @@ content, pad to a square so the content fills the share of the frame it does in 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -23,13 +24,19 @@ def open_image(path: str | Path) -> Image.Image:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path} does not exist.")
+    return decode_image(path, str(path))
+
+
+def decode_image(source: str | Path | BinaryIO, name: str, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """A decoded image from a file or bytes (``nnzoo serve``'s uploads); ``name`` says what it is in the sentence
+    a user sees when it is not an image or is too large."""
     try:
-        img = Image.open(path)
-        if img.width * img.height > MAX_PIXELS:
-            raise UserError(f"{path} is {img.width}x{img.height} pixels, more than nnzoo reads ({MAX_PIXELS:,}).")
+        img = Image.open(source)
+        if img.width * img.height > max_pixels:
+            raise UserError(f"{name} is {img.width}x{img.height} pixels, more than nnzoo reads ({max_pixels:,}).")
         img.load()
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-        raise UserError(f"{path} is not an image nnzoo can read (PNG, JPEG, BMP, GIF, TIFF or WebP).") from None
+        raise UserError(f"{name} is not an image nnzoo can read (PNG, JPEG, BMP, GIF, TIFF or WebP).") from None
     return img
 
 

@@ -156,31 +156,54 @@ def _check_options(run: LoadedRun, options: dict[str, Any]) -> int:
 def _generate(run: LoadedRun, options: dict[str, Any]) -> dict[str, Any]:
     """A grid of samples (``--label`` for a class of a conditional model) or, with ``--from``, of reconstructions:
     originals and reconstructions in alternate rows."""
+    if options.get("from_images"):
+        return _reconstruct(run, options)
+    images, result = sample_images(run, options)
+    label, out = options.get("label"), options.get("out")
+    path = Path(out) if out else run.run_dir / (f"samples_label{label}.png" if label is not None else "samples.png")
+    pictures.save_grid(images, path)
+    return {**result, "path": str(path), "kind": "samples", "n": len(images)}
+
+
+def _reconstruct(run: LoadedRun, options: dict[str, Any]) -> dict[str, Any]:
+    _check_options(run, options)
+    model = run.model.eval()
+    device = resolve_device(options.get("device") or "auto")
+    model.to(device)
+    sources, out = options["from_images"], options.get("out")
+    result: dict[str, Any] = {"model": run.config.model, "seed": _seed(options)}
+    if options.get("label") is not None:
+        raise UserError("--label and --from do not go together: --from reconstructs the given images.")
+    if not hasattr(model, "encode"):
+        raise UserError(f"{run.config.model} has no encoder, so it cannot reconstruct images; --from works with "
+                        "autoencoders (ae, conv-ae, denoising-ae, vae, conv-vae).")  # fmt: skip
+    x01 = (load_images(list(sources), run.spec).float() / 255).to(device)
+    with torch.inference_mode():
+        rec = model(x01)
+    pairs = []
+    for i in range(0, len(x01), 8):  # rows of up to 8 originals, each followed by their reconstructions
+        pairs += [x01[i : i + 8], rec[i : i + 8]]
+    rows = [torch.cat([r, torch.zeros(8 - len(r), *r.shape[1:], device=device)]) for r in pairs]
+    path = Path(out) if out else run.run_dir / "reconstructions.png"
+    pictures.save_grid(torch.cat(rows), path, nrow=8)
+    return {**result, "path": str(path), "kind": "reconstructions", "n": len(x01)}
+
+
+def _seed(options: dict[str, Any]) -> int:
+    seed = options.get("seed")
+    return random.SystemRandom().randrange(2**31) if seed is None else int(seed)
+
+
+def sample_images(run: LoadedRun, options: dict[str, Any]) -> tuple[torch.Tensor, dict[str, Any]]:
+    """New images (N, C, H, W) in [0, 1] on the CPU from a GAN or VAE, with what drew them (model, seed, label):
+    what `generate` tiles into a grid, and what `nnzoo serve` sends without writing a file. Options as `generate`
+    takes them (n, label, seed, device)."""
     n = _check_options(run, options)
     model = run.model.eval()
     device = resolve_device(options.get("device") or "auto")
     model.to(device)
-    seed = options.get("seed")
-    seed = random.SystemRandom().randrange(2**31) if seed is None else int(seed)
-    label, sources = options.get("label"), options.get("from_images")
-    out = options.get("out")
-    result: dict[str, Any] = {"model": run.config.model, "seed": seed}
-    if sources:
-        if label is not None:
-            raise UserError("--label and --from do not go together: --from reconstructs the given images.")
-        if not hasattr(model, "encode"):
-            raise UserError(f"{run.config.model} has no encoder, so it cannot reconstruct images; --from works with "
-                            "autoencoders (ae, conv-ae, denoising-ae, vae, conv-vae).")  # fmt: skip
-        x01 = (load_images(list(sources), run.spec).float() / 255).to(device)
-        with torch.inference_mode():
-            rec = model(x01)
-        pairs = []
-        for i in range(0, len(x01), 8):  # rows of up to 8 originals, each followed by their reconstructions
-            pairs += [x01[i : i + 8], rec[i : i + 8]]
-        rows = [torch.cat([r, torch.zeros(8 - len(r), *r.shape[1:], device=device)]) for r in pairs]
-        path = Path(out) if out else run.run_dir / "reconstructions.png"
-        pictures.save_grid(torch.cat(rows), path, nrow=8)
-        return {**result, "path": str(path), "kind": "reconstructions", "n": len(x01)}
+    label = options.get("label")
+    result: dict[str, Any] = {"model": run.config.model, "seed": _seed(options)}
     if not getattr(model, "can_sample", False):
         raise UserError(f"{run.config.model} is a plain autoencoder: it has no prior to sample from. Give images to "
                         "reconstruct with --from IMAGE..., or train a vae, conv-vae or GAN to draw new images.")  # fmt: skip
@@ -195,13 +218,11 @@ def _generate(run: LoadedRun, options: dict[str, Any]) -> dict[str, Any]:
             raise UserError(f"--label must be a class number from 0 to {k - 1} ({names}), not {label}.")
         labels = torch.full((n,), label, dtype=torch.long)
         result["label"] = run.spec.class_names[label] if run.spec.class_names else str(label)
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator().manual_seed(result["seed"])
     with torch.inference_mode():
         images = torch.cat([model.sample(min(256, n - i), g, **({"labels": labels[i : i + 256]} if labels is not None else {})).cpu()
                             for i in range(0, n, 256)])  # fmt: skip
-    path = Path(out) if out else run.run_dir / (f"samples_label{label}.png" if label is not None else "samples.png")
-    pictures.save_grid(images, path)
-    return {**result, "path": str(path), "kind": "samples", "n": n}
+    return images, result
 
 
 TASKS.add("autoencoder", Task("autoencoder", write_reports=_write_reports, generate=_generate,

@@ -1,0 +1,224 @@
+"""The models a server holds: what each tells clients about itself, and what it does for predict and generate.
+
+One class per kind of model, registered by task (classification, language-model, gan, autoencoder), so the app
+never branches on names. Every model runs in its own thread, one request at a time; classifiers batch concurrent
+requests into one forward pass (batching.py). Nothing here imports FastAPI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import io
+import random
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from ..api import LoadedRun, classification_result, load_run
+from ..errors import UserError
+from ..models import MODELS
+from ..registry import Registry
+from ..tasks import generate as generate_for_task
+from ..trainer import Trainer, resolve_device
+from .batching import Batcher
+from .limits import BATCH_WAIT_MS, MAX_BATCH, MAX_PENDING, MAX_SEED, Busy, Invalid, ServeError
+
+TEXT_FIELDS = ("prompt", "acrostic", "temperature", "top_k", "length")
+IMAGE_FIELDS = ("label", "n")
+DEFAULT_LENGTH = 200
+DEFAULT_IMAGES = 16
+
+
+@dataclasses.dataclass
+class Settings:
+    device: str = "auto"
+    max_batch: int = MAX_BATCH
+    batch_wait_ms: float = BATCH_WAIT_MS
+
+
+class Served:
+    """A loaded run behind a name. Subclasses set ``kind`` and override what they do."""
+
+    kind = ""
+    endpoints: tuple[str, ...] = ()
+
+    def __init__(self, name: str, run: LoadedRun, settings: Settings):
+        self.name, self.run, self.settings = name, run, settings
+        self.device = resolve_device(settings.device)
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"nnzoo-{name}")
+        self.pending = 0
+
+    def info(self) -> dict[str, Any]:
+        spec, cfg = self.run.spec, self.run.config
+        builder = MODELS.get(cfg.model)
+        return {"name": self.name, "kind": self.kind, "model": cfg.model,
+                "family": builder.__module__.rsplit(".", 1)[-1],  # the models/ file it lives in: mlp, cnn, rnn...
+                "task": spec.task, "dataset": spec.name, "input_shape": list(spec.input_shape),
+                "endpoints": [f"/v1/models/{self.name}/{e}" for e in self.endpoints]}  # fmt: skip
+
+    async def predict(self, x: torch.Tensor, top_k: int) -> dict[str, Any]:
+        what = {"language-model": "a language model", "gan": "a GAN", "autoencoder": "an autoencoder"}
+        raise ServeError(f"{self.name} is {what.get(self.run.spec.task, 'a generative model')} "
+                         f"({self.run.config.model}), which does not classify images: use POST "
+                         f"/v1/models/{self.name}/generate.")  # fmt: skip
+
+    async def generate(self, options: dict[str, Any]) -> dict[str, Any]:
+        raise ServeError(f"{self.name} is a classifier ({self.run.config.model}), which does not generate: use "
+                         f"POST /v1/models/{self.name}/predict.")  # fmt: skip
+
+    async def in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` in this model's thread; refused when too many requests already wait for it."""
+        if self.pending >= MAX_PENDING:
+            raise Busy(f"{self.name} has {self.pending} requests waiting; try again in a moment.")
+        self.pending += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+        finally:
+            self.pending -= 1
+
+    async def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    def _refuse(self, options: dict[str, Any], fields: tuple[str, ...], what: str) -> None:
+        given = [f for f in fields if options.get(f) is not None]
+        if given:
+            raise Invalid(f"{' and '.join(given)} {'is' if len(given) == 1 else 'are'} not for {self.name}, which "
+                          f"{what}.")  # fmt: skip
+
+
+class ImageClassifier(Served):
+    kind = "classifier"
+    endpoints = ("predict",)
+
+    def __init__(self, name: str, run: LoadedRun, settings: Settings):
+        if len(run.spec.input_shape) != 3:
+            raise UserError(f"{run.run_dir} holds a classifier of {run.spec.name} ({run.config.model}), which reads "
+                            "text; nnzoo serve takes image classifiers, language models, GANs and autoencoders.")  # fmt: skip
+        super().__init__(name, run, settings)
+        # The Trainer puts the model where it runs, and predicts as `nnzoo predict` does (normalised, autocast).
+        tc = dataclasses.replace(run.config.train, device=settings.device, compile=False, num_threads=None)
+        self.trainer = Trainer(run.model, tc, spec=run.spec, progress=False)
+        self.batcher = Batcher(self.forward, self.executor, max_batch=settings.max_batch,
+                               wait_ms=settings.batch_wait_ms, name=name)  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 images (B, C, H, W) -> class probabilities (B, classes)."""
+        return self.trainer.predict(x).softmax(1)
+
+    def info(self) -> dict[str, Any]:
+        spec = self.run.spec
+        return {**super().info(), "classes": spec.class_names, "num_classes": spec.num_classes,
+                "content_fraction": spec.content_fraction, "light_on_dark": spec.light_on_dark}  # fmt: skip
+
+    async def predict(self, x: torch.Tensor, top_k: int) -> dict[str, Any]:
+        k = self.run.spec.num_classes
+        if not 1 <= top_k <= k:
+            raise Invalid(f"top_k must be between 1 and {k} (the classes of {self.name}), not {top_k}.")
+        probs = await self.batcher.submit(x)
+        return {"model": self.name, **classification_result(probs, self.run.spec.class_names, top_k)}
+
+    async def close(self) -> None:
+        await self.batcher.close()
+        await super().close()
+
+
+class TextGenerator(Served):
+    kind = "text"
+    endpoints = ("generate",)
+
+    def info(self) -> dict[str, Any]:
+        extra = self.run.spec.extra
+        return {**super().info(), "vocab_size": len(extra["vocab"]), "acrostic": extra.get("kind") == "poems",
+                "max_context": getattr(self.run.model, "max_context", None)}  # fmt: skip
+
+    async def generate(self, options: dict[str, Any]) -> dict[str, Any]:
+        self._refuse(options, IMAGE_FIELDS, "writes text")
+        if options.get("acrostic") is not None and options.get("prompt") is not None:
+            raise Invalid("Give a prompt or an acrostic, not both: an acrostic poem starts from its first character.")
+        seed = _seed(options)
+        opts = {"prompt": options.get("prompt"), "acrostic": options.get("acrostic"), "seed": seed,
+                "length": options.get("length") or DEFAULT_LENGTH, "temperature": options.get("temperature") or 1.0,
+                "top_k": options.get("top_k"), "device": str(self.device)}  # fmt: skip
+        result = await self.in_thread(generate_for_task, self.run, opts)
+        return {"model": self.name, "seed": seed, **result}
+
+
+class ImageGenerator(Served):
+    kind = "images"
+    endpoints = ("generate",)
+
+    def info(self) -> dict[str, Any]:
+        model, spec = self.run.model, self.run.spec
+        conditional = bool(getattr(model, "conditional", False))
+        return {**super().info(), "can_sample": bool(getattr(model, "can_sample", False)), "conditional": conditional,
+                "classes": spec.class_names if conditional else []}  # fmt: skip
+
+    async def generate(self, options: dict[str, Any]) -> dict[str, Any]:
+        """What drew the grid, with the grid itself as PNG bytes under ``"png"``."""
+        self._refuse(options, TEXT_FIELDS, "draws images")
+        model = self.run.model
+        if not getattr(model, "can_sample", False):
+            raise ServeError(f"{self.name} is a plain autoencoder ({self.run.config.model}): it has no prior to "
+                             "draw new images from; a vae, conv-vae or GAN does.")  # fmt: skip
+        label = options.get("label")
+        if label is not None:
+            if not getattr(model, "conditional", False):
+                raise Invalid(f"label is for class-conditional models (cgan); {self.name} draws images of no chosen "
+                              "class.")  # fmt: skip
+            if not 0 <= label < model.num_classes:
+                raise Invalid(f"label must be a class number from 0 to {model.num_classes - 1}, not {label}.")
+        opts = {"n": options.get("n") or DEFAULT_IMAGES, "label": label, "seed": _seed(options),
+                "device": str(self.device)}  # fmt: skip
+        result, png = await self.in_thread(_draw, self.run, opts)
+        return {"model": self.name, **result, "n": opts["n"], "png": png}
+
+
+def _draw(run: LoadedRun, options: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+    """A grid of new images as PNG bytes (the tiles `nnzoo generate` writes to a file), and what drew them."""
+    from ..generative import sample_images
+    from ..generative.pictures import grid_array
+
+    images, result = sample_images(run, options)
+    buf = io.BytesIO()
+    Image.fromarray(grid_array(images)).save(buf, format="PNG")
+    return result, buf.getvalue()
+
+
+def _seed(options: dict[str, Any]) -> int:
+    """The request's seed, or a fresh one, returned to the client so that any answer can be drawn again."""
+    seed = options.get("seed")
+    return random.SystemRandom().randrange(MAX_SEED + 1) if seed is None else int(seed)
+
+
+SERVED: Registry[type[Served]] = Registry("servable task")
+SERVED.add("classification", ImageClassifier)
+SERVED.add("language-model", TextGenerator)
+SERVED.add("gan", ImageGenerator)
+SERVED.add("autoencoder", ImageGenerator)
+
+
+def load_models(run_dirs: list[str | Path], settings: Settings | None = None) -> dict[str, Served]:
+    """Each run folder loaded (weights_only, through api.load_run) under its folder's name; a second folder of the
+    same name gets -2, a third -3."""
+    settings = settings or Settings()
+    if not run_dirs:
+        raise UserError("Give at least one run folder to serve.")
+    models: dict[str, Served] = {}
+    for run_dir in run_dirs:
+        run = load_run(run_dir)
+        task = run.spec.task
+        if task not in SERVED:
+            raise UserError(f"{run_dir} holds a {task} model ({run.config.model}); nnzoo serve takes image "
+                            "classifiers, language models, GANs and autoencoders.")  # fmt: skip
+        base = Path(run_dir).resolve().name
+        name, k = base, 1
+        while name in models:
+            k += 1
+            name = f"{base}-{k}"
+        models[name] = SERVED.get(task)(name, run, settings)
+    return models

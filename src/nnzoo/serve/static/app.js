@@ -1,0 +1,278 @@
+// The page of `nnzoo serve`: plain JavaScript, no build step. It asks GET /v1/models what is loaded and shows a
+// section per kind: draw a digit (classifiers), write a poem (language models), a gallery (GANs and VAEs).
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+let MODELS = [];
+
+async function api(path, body) {
+  const init = body === undefined ? {} : {
+    method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body),
+  };
+  const response = await fetch(path, init);
+  const data = await response.json().catch(() => ({error: `HTTP ${response.status}`}));
+  if (!response.ok) throw new Error(data.error || `HTTP ${response.status}`);
+  return data;
+}
+
+function fillSelect(select, models) {
+  select.innerHTML = "";
+  for (const m of models) {
+    const option = document.createElement("option");
+    option.value = m.name;
+    option.textContent = `${m.name} (${m.model}, ${m.dataset})`;
+    select.appendChild(option);
+  }
+}
+
+const chosen = (select) => MODELS.find((m) => m.name === select.value);
+
+// ---- draw a digit ---------------------------------------------------------------------------------------------
+const canvas = $("digit-canvas");
+const pen = canvas.getContext("2d", {willReadFrequently: true});
+let drawing = false;
+let lastPoint = null;
+let predictSerial = 0;
+
+function clearCanvas() {
+  pen.fillStyle = "black";
+  pen.fillRect(0, 0, canvas.width, canvas.height);
+  $("prediction").textContent = "";
+  $("probs").innerHTML = "";
+  $("draw-error").textContent = "";
+  const preview = $("model-input").getContext("2d");
+  preview.fillStyle = "black";
+  preview.fillRect(0, 0, preview.canvas.width, preview.canvas.height);
+}
+
+function point(event) {
+  const r = canvas.getBoundingClientRect();
+  return [(event.clientX - r.left) * canvas.width / r.width, (event.clientY - r.top) * canvas.height / r.height];
+}
+
+function stroke(to) {
+  // White strokes on black, as MNIST's digits are; about as thick, relative to the frame, as theirs.
+  pen.strokeStyle = "white";
+  pen.fillStyle = "white";
+  pen.lineWidth = canvas.width / 14;
+  pen.lineCap = "round";
+  pen.lineJoin = "round";
+  pen.beginPath();
+  const from = lastPoint || to;
+  pen.moveTo(from[0], from[1]);
+  pen.lineTo(to[0], to[1]);
+  pen.stroke();
+  lastPoint = to;
+}
+
+canvas.addEventListener("pointerdown", (e) => {
+  drawing = true;
+  lastPoint = null;
+  canvas.setPointerCapture(e.pointerId);
+  stroke(point(e));
+});
+canvas.addEventListener("pointermove", (e) => { if (drawing) stroke(point(e)); });
+for (const type of ["pointerup", "pointercancel"]) {
+  canvas.addEventListener(type, () => {
+    if (!drawing) return;
+    drawing = false;
+    predict();
+  });
+}
+$("clear-button").addEventListener("click", clearCanvas);
+$("predict-button").addEventListener("click", () => predict());
+$("draw-model").addEventListener("change", () => predict());
+
+// The model's input from the drawing, prepared as images.py prepares a file: crop to the ink, pad to a square in
+// which the ink fills the share of the frame it does in training (20/28 for MNIST), then shrink, by halves
+// first so the browser averages pixels instead of skipping them.
+function modelPixels(model) {
+  const [, height, width] = model.input_shape;
+  const {data} = pen.getImageData(0, 0, canvas.width, canvas.height);
+  let x0 = canvas.width, y0 = canvas.height, x1 = -1, y1 = -1;
+  for (let y = 0; y < canvas.height; y++) {
+    for (let x = 0; x < canvas.width; x++) {
+      if (data[4 * (y * canvas.width + x)] > 32) {
+        x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y);
+      }
+    }
+  }
+  if (x1 < 0) return null;
+  const w = x1 - x0 + 1, h = y1 - y0 + 1;
+  let size = Math.ceil(Math.max(w, h) / (model.content_fraction || 1));
+  let current = document.createElement("canvas");
+  current.width = current.height = size;
+  const c = current.getContext("2d");
+  c.fillStyle = "black";
+  c.fillRect(0, 0, size, size);
+  c.drawImage(canvas, x0, y0, w, h, Math.floor((size - w) / 2), Math.floor((size - h) / 2), w, h);
+  while (size / 2 >= 2 * Math.max(width, height)) {
+    const half = document.createElement("canvas");
+    half.width = half.height = Math.floor(size / 2);
+    const hc = half.getContext("2d");
+    hc.imageSmoothingQuality = "high";
+    hc.drawImage(current, 0, 0, size, size, 0, 0, half.width, half.height);
+    current = half;
+    size = half.width;
+  }
+  const small = document.createElement("canvas");
+  small.width = width;
+  small.height = height;
+  const sc = small.getContext("2d", {willReadFrequently: true});
+  sc.imageSmoothingQuality = "high";
+  sc.drawImage(current, 0, 0, size, size, 0, 0, width, height);
+  const preview = $("model-input").getContext("2d");
+  preview.imageSmoothingEnabled = false;
+  preview.drawImage(small, 0, 0, preview.canvas.width, preview.canvas.height);
+  const px = sc.getImageData(0, 0, width, height).data;
+  const rows = [];
+  for (let y = 0; y < height; y++) {
+    const row = [];
+    for (let x = 0; x < width; x++) row.push(px[4 * (y * width + x)]);
+    rows.push(row);
+  }
+  return rows;
+}
+
+async function predict() {
+  const model = chosen($("draw-model"));
+  if (!model) return;
+  const pixels = modelPixels(model);
+  if (!pixels) return;
+  const serial = ++predictSerial;
+  $("draw-error").textContent = "";
+  try {
+    const r = await api(`/v1/models/${encodeURIComponent(model.name)}/predict?top_k=${model.num_classes}`, {pixels});
+    if (serial === predictSerial) showProbabilities(model, r);
+  } catch (err) {
+    if (serial === predictSerial) $("draw-error").textContent = err.message;
+  }
+}
+
+function showProbabilities(model, r) {
+  $("prediction").textContent = `${r.label} · ${(100 * r.probability).toFixed(1)}%`;
+  const list = $("probs");
+  list.innerHTML = "";
+  for (const name of model.classes) {
+    const p = r.probabilities[name];
+    const li = document.createElement("li");
+    li.dataset.label = name;
+    li.dataset.probability = String(p);
+    if (name === r.label) li.className = "top";
+    const label = document.createElement("span");
+    label.textContent = name;
+    const track = document.createElement("span");
+    track.className = "track";
+    const bar = document.createElement("span");
+    bar.className = "bar";
+    bar.style.width = `${(100 * p).toFixed(1)}%`;
+    track.appendChild(bar);
+    const pct = document.createElement("span");
+    pct.className = "pct";
+    pct.textContent = `${(100 * p).toFixed(1)}%`;
+    li.append(label, track, pct);
+    list.appendChild(li);
+  }
+}
+
+// ---- write a poem ---------------------------------------------------------------------------------------------
+function showAcrosticField() {
+  const model = chosen($("write-model"));
+  $("acrostic-field").hidden = !(model && model.acrostic);
+}
+$("write-model").addEventListener("change", showAcrosticField);
+
+$("write-button").addEventListener("click", async () => {
+  const model = chosen($("write-model"));
+  const button = $("write-button");
+  const acrostic = $("acrostic").value.trim();
+  const body = {temperature: Number($("temperature").value) || 1.0};
+  if (model.acrostic && acrostic) body.acrostic = acrostic;
+  else {
+    body.prompt = $("prompt").value;
+    body.length = Number($("length").value) || 120;
+  }
+  if ($("text-seed").value !== "") body.seed = Number($("text-seed").value);
+  $("write-error").textContent = "";
+  button.disabled = true;
+  try {
+    const r = await api(`/v1/models/${encodeURIComponent(model.name)}/generate`, body);
+    $("poem-text").textContent = r.text;
+    const notes = (r.notes || []).join("; ");
+    $("poem-meta").textContent = `seed 种子 ${r.seed} · ${Math.round(r.tokens_per_s)} chars/s${notes ? " · " + notes : ""}`;
+  } catch (err) {
+    $("write-error").textContent = err.message;
+  } finally {
+    button.disabled = false;
+  }
+});
+
+// ---- gallery --------------------------------------------------------------------------------------------------
+function showLabelField() {
+  const model = chosen($("gallery-model"));
+  const select = $("gallery-label");
+  select.innerHTML = "";
+  $("label-field").hidden = !(model && model.conditional);
+  if (!model || !model.conditional) return;
+  model.classes.forEach((name, i) => {
+    const option = document.createElement("option");
+    option.value = String(i);
+    option.textContent = `${i} ${name}`;
+    select.appendChild(option);
+  });
+}
+
+async function newSamples() {
+  const model = chosen($("gallery-model"));
+  if (!model) return;
+  const button = $("samples-button");
+  const body = {n: 16};
+  if (model.conditional) body.label = Number($("gallery-label").value);
+  $("gallery-error").textContent = "";
+  button.disabled = true;
+  try {
+    const r = await api(`/v1/models/${encodeURIComponent(model.name)}/generate?format=json`, body);
+    $("samples").src = `data:${r.mime};base64,${r.png_base64}`;
+    $("samples-meta").textContent = `${r.n} images 张 · seed 种子 ${r.seed}${r.label !== undefined ? " · class 类别 " + r.label : ""}`;
+  } catch (err) {
+    $("gallery-error").textContent = err.message;
+  } finally {
+    button.disabled = false;
+  }
+}
+$("samples-button").addEventListener("click", newSamples);
+$("gallery-model").addEventListener("change", () => { showLabelField(); newSamples(); });
+$("gallery-label").addEventListener("change", newSamples);
+
+// ---- start ----------------------------------------------------------------------------------------------------
+async function start() {
+  try {
+    const {models, limits} = await api("/v1/models");
+    MODELS = models;
+    const of = (kind, test = () => true) => models.filter((m) => m.kind === kind && test(m));
+    const classifiers = of("classifier");
+    const writers = of("text");
+    const drawers = of("images", (m) => m.can_sample);
+    $("draw").hidden = classifiers.length === 0;
+    $("write").hidden = writers.length === 0;
+    $("gallery").hidden = drawers.length === 0;
+    $("none").hidden = classifiers.length + writers.length + drawers.length > 0;
+    fillSelect($("draw-model"), classifiers);
+    fillSelect($("write-model"), writers);
+    fillSelect($("gallery-model"), drawers);
+    $("prompt").maxLength = limits.max_prompt_chars;
+    $("acrostic").maxLength = limits.max_acrostic_chars;
+    $("length").max = limits.max_length;
+    $("temperature").max = limits.max_temperature;
+    clearCanvas();
+    showAcrosticField();
+    showLabelField();
+    if (drawers.length) newSamples();
+    $("status").textContent = `${models.length} model(s) loaded · 已加载 ${models.length} 个模型`;
+    document.body.dataset.ready = "true";
+  } catch (err) {
+    $("status").textContent = `Could not load the models · 无法加载模型: ${err.message}`;
+  }
+}
+
+start();

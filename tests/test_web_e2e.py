@@ -1,0 +1,139 @@
+"""The web page of `nnzoo serve` in a real browser (Debian's chromium, driven by Playwright): draw a digit with the
+mouse and read the probabilities shown, write an acrostic poem and a continued prompt, draw new GAN samples.
+
+Skipped, with the reason, only where chromium or Playwright is missing (.ci/run installs both).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+
+if not CHROMIUM.is_file():
+    pytest.skip("chromium is not installed (apt-get install chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install playwright)")
+pytest.importorskip("uvicorn", reason='nnzoo serve needs its extra: pip install "nnzoo[serve]"')
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+    import httpx
+
+TIMEOUT_MS = 30_000  # a shared, busy machine: generous, only spent when something is wrong
+
+
+@contextmanager
+def running(run_dirs: list[Path]) -> Iterator[str]:
+    """A real server (uvicorn on a free loopback port) in a thread; yields its URL."""
+    import uvicorn
+
+    from nnzoo.serve import build_app, listen, url
+
+    sock = listen("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(build_app(run_dirs, device="cpu"), log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    try:
+        yield url(sock)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+def open_page(browser, base: str):  # noqa: ANN001, ANN201
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(base)
+    page.wait_for_selector("body[data-ready=true]")
+    return page, errors
+
+
+def test_draw_write_and_gallery(browser, serve_runs: dict[str, Path]) -> None:  # noqa: ANN001
+    with running([serve_runs["digits"], serve_runs["poems"], serve_runs["cgan"]]) as base:
+        page, errors = open_page(browser, base)
+        assert page.is_visible("#draw") and page.is_visible("#write") and page.is_visible("#gallery")
+        assert "Draw a digit · 画一个数字" in page.inner_text("#draw h2")
+
+        # Draw a 7 with the mouse; lifting it asks for a prediction.
+        box = page.locator("#digit-canvas").bounding_box()
+        x, y = box["x"], box["y"]
+        with page.expect_request(lambda r: r.url.endswith("/v1/models/digits/predict?top_k=10")) as sent:
+            page.mouse.move(x + 70, y + 60)
+            page.mouse.down()
+            page.mouse.move(x + 210, y + 60, steps=10)
+            page.mouse.move(x + 120, y + 230, steps=10)
+            page.mouse.up()
+        page.wait_for_function("document.querySelectorAll('#probs li').length === 10")
+        shown = {li.get_attribute("data-label"): float(li.get_attribute("data-probability"))
+                 for li in page.locator("#probs li").all()}  # fmt: skip
+        assert set(shown) == {str(i) for i in range(10)} and sum(shown.values()) == pytest.approx(1, abs=1e-4)
+        top = max(shown, key=shown.get)
+        assert page.inner_text("#prediction").startswith(f"{top} · ") and page.inner_text("#probs li.top").startswith(top)
+
+        # What the page sent: the drawing shrunk to the model's 8x8 input, ink in the top row and the diagonal.
+        pixels = json.loads(sent.value.post_data)["pixels"]
+        assert len(pixels) == 8 and all(len(row) == 8 for row in pixels)
+        assert max(pixels[0]) > 100 and max(pixels[-1]) > 100 and pixels[-1][0] < 50
+        # ...and the probabilities shown are the model's answer to it.
+        with httpx.Client(trust_env=False, timeout=30) as client:  # straight to loopback, whatever the proxy settings
+            answer = client.post(base + "v1/models/digits/predict?top_k=10", json={"pixels": pixels}).json()
+        assert shown == pytest.approx(answer["probabilities"], abs=1e-6)
+
+        # An acrostic poem (藏头诗): each line starts with the given character.
+        page.fill("#acrostic", "春夏")
+        page.fill("#text-seed", "3")
+        page.click("#write-button")
+        page.wait_for_function("document.querySelector('#poem-text').textContent.length > 0")
+        poem = page.text_content("#poem-text")
+        assert [line[0] for line in re.findall(r"[^，。\n]+[，。]", poem)] == ["春", "夏"]
+        assert "seed 种子 3" in page.inner_text("#poem-meta")
+
+        # Without an acrostic, the prompt is continued for `length` characters.
+        page.fill("#acrostic", "")
+        page.fill("#prompt", "白日")
+        page.fill("#length", "20")
+        page.evaluate("document.querySelector('#poem-text').textContent = ''")
+        page.click("#write-button")
+        page.wait_for_function("document.querySelector('#poem-text').textContent.length > 0")
+        text = page.text_content("#poem-text")
+        assert text.startswith("白日") and len(text) == 22
+
+        # The gallery draws a grid on load, and a new one (another seed) on 换一批.
+        page.wait_for_function("document.querySelector('#samples').src.startsWith('data:image/png;base64,')")
+        first = page.get_attribute("#samples", "src")
+        page.click("#samples-button")
+        page.wait_for_function(f"document.querySelector('#samples').src !== {json.dumps(first)}")
+        assert page.evaluate("document.querySelector('#samples').naturalWidth") > 0
+        assert errors == [] and page.inner_text("#draw-error") == page.inner_text("#write-error") == ""
+
+
+def test_sections_follow_the_models_loaded(browser, serve_runs: dict[str, Path]) -> None:  # noqa: ANN001
+    with running([serve_runs["poems"]]) as base:
+        page, errors = open_page(browser, base)
+        assert page.is_visible("#write") and not page.is_visible("#draw") and not page.is_visible("#gallery")
+        assert "1 model(s) loaded" in page.inner_text("#status") and errors == []
