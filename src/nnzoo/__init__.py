@@ -6,7 +6,7 @@
     run   = nnzoo.Trainer(model, nnzoo.TrainConfig(epochs=3), spec=data.spec).fit(data.train, data.val)
 """
 
-from .api import evaluate, generate, load_run, make_config, predict, report, summary, train
+from .api import attention, evaluate, export, generate, load_run, make_config, predict, report, serve, summary, train
 from .callbacks import Callback
 from .config import DataConfig, RunConfig, TrainConfig
 from .data import DATASETS, Batches, DataSpec, Dataset, Split, dataset_spec, load_dataset
@@ -18,6 +18,6 @@ from .trainer import Trainer, seed_everything
 __version__ = "0.1.0"
 
 __all__ = ["DATASETS", "MODELS", "RECIPES", "Batches", "Callback", "DataConfig", "DataSpec", "Dataset", "Model",
-           "RunConfig", "Split", "TrainConfig", "Trainer", "UserError", "create_model", "dataset_spec", "evaluate",
-           "generate", "load_dataset", "load_recipe", "load_run", "make_config", "predict", "report", "seed_everything",
-           "summary", "train"]  # fmt: skip
+           "RunConfig", "Split", "TrainConfig", "Trainer", "UserError", "attention", "create_model", "dataset_spec",
+           "evaluate", "export", "generate", "load_dataset", "load_recipe", "load_run", "make_config", "predict",
+           "report", "seed_everything", "serve", "summary", "train"]  # fmt: skip
