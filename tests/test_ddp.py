@@ -182,7 +182,7 @@ def test_cli_nproc_2_runs_torchrun(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     code = cli.main(["train", "digits-mlp", "--nproc", "2", "--max-steps", "2", "--out", str(tmp_path / "r")])
     out, err = capfd.readouterr()
     assert code == 0, err[-3000:]
-    assert "launching: -m torch.distributed.run --standalone --nproc_per_node=2 -m nnzoo train digits-mlp " \
+    assert "launching: python -m torch.distributed.run --standalone --nproc_per_node=2 -m nnzoo train digits-mlp " \
            "--max-steps 2 --out" in err  # fmt: skip
     assert out.count("run ") == 1 and "in 2 processes (global batch 32)" in out  # rank 0 alone prints
     assert out.count("test (best checkpoint)") == 1

@@ -197,7 +197,7 @@ def launch(nproc: int, argv: Sequence[str], train: TrainConfig | None = None, *,
     if "OMP_NUM_THREADS" not in env:  # else torchrun sets 1 and says so; the trainer sets cores // N itself
         env["OMP_NUM_THREADS"] = str(max(1, usable_cores() // nproc))
     if echo:
-        print("launching: " + " ".join(cmd[1:]), file=sys.stderr, flush=True)
+        print("launching: python " + " ".join(cmd[1:]), file=sys.stderr, flush=True)
     proc = subprocess.Popen(cmd, env=env)
     try:
         return proc.wait()
