@@ -10,6 +10,8 @@ import copy
 import dataclasses
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,7 @@ from typing import Any
 import torch
 
 from . import checkpoint, reports
+from . import distributed as parallel
 from .callbacks import Callback
 from .config import RunConfig, TrainConfig
 from .data import DATASETS, dataset_spec, load_dataset
@@ -29,7 +32,7 @@ from .recipes import RECIPES, load_recipe
 from .summary import format_summary, summarize
 from .tasks import get_task
 from .tasks import generate as _generate_for_task
-from .trainer import Trainer, seed_everything
+from .trainer import Trainer, distributed_session, resolve_device, seed_everything, usable_cores
 
 # Flags of `nnzoo train` and the settings they set.
 FLAG_SETTINGS = {
@@ -95,8 +98,30 @@ def train(
     sets: Sequence[tuple[str, Any]] = (),
     callbacks: Sequence[Callback] = (),
     progress: bool = True,
+    distributed: bool = True,
 ) -> RunResult:
-    """Train a recipe into a run folder (config.yaml, metrics.jsonl, checkpoints/, report/, metrics.json)."""
+    """Train a recipe into a run folder (config.yaml, metrics.jsonl, checkpoints/, report/, metrics.json).
+
+    Under torchrun (``nnzoo train --nproc N``, or ``torchrun ... -m nnzoo train``) every process calls this and
+    they train one model together with DDP (see Trainer): rank 0 prints and writes the run folder, the callbacks
+    run there, and every rank returns rank 0's result. ``distributed=False`` trains in this process alone even
+    under torchrun (a model trained inside another run, like a GAN's judge).
+    """
+    cfg, run_dir, state = _prepare(recipe, out, resume, overrides, sets)
+    with distributed_session(cfg.train, distributed) as ctx:
+        run_dir = Path(parallel.broadcast(str(run_dir), ctx))  # rank 0's choice of runs/NAME-N
+        return _train(cfg, run_dir, state, callbacks, progress and ctx.is_main, ctx, distributed)
+
+
+def train_config(recipe: str | RunConfig, *, out: str | os.PathLike | None = None, resume: bool = False,
+                 overrides: dict[str, Any] | None = None,
+                 sets: Sequence[tuple[str, Any]] = ()) -> RunConfig:  # fmt: skip
+    """The validated config ``train`` would run with these arguments (it raises the same errors, writes nothing)."""
+    return _prepare(recipe, out, resume, overrides, sets)[0]
+
+
+def _prepare(recipe: str | RunConfig, out: str | os.PathLike | None, resume: bool, overrides: dict[str, Any] | None,
+             sets: Sequence[tuple[str, Any]]) -> tuple[RunConfig, Path, dict[str, Any] | None]:  # fmt: skip
     state = None
     if resume:
         run_dir = Path(out) if out else _latest_run(recipe)
@@ -111,21 +136,29 @@ def train(
     else:
         cfg = make_config(recipe, overrides, sets)
         run_dir = _new_run_dir(out, cfg.recipe or cfg.model)
-    data = load_dataset(cfg.data)
+    return cfg, run_dir, state
+
+
+def _train(cfg: RunConfig, run_dir: Path, state: dict[str, Any] | None, callbacks: Sequence[Callback],
+           progress: bool, ctx: parallel.Context, distributed: bool) -> RunResult:  # fmt: skip
+    with parallel.main_first(ctx):  # rank 0 downloads; the others then read what it wrote
+        data = load_dataset(cfg.data)
     seed_everything(cfg.train.seed, cfg.train.deterministic)
     model = create_model(cfg.model, data.spec, **cfg.model_args)
     if model.task and model.task != data.spec.task:
         # A generative model on an image dataset: its task, saved with the spec, picks metrics, reports, generate.
         data.spec = dataclasses.replace(data.spec, task=model.task)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _write_text(run_dir / "config.yaml", cfg.to_yaml())
+    if ctx.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _write_text(run_dir / "config.yaml", cfg.to_yaml())
     if progress:
-        print(f"run {run_dir}: {cfg.model} on {data.describe()}", flush=True)
+        where = f" in {ctx.world_size} processes (global batch {cfg.train.batch_size})" if ctx.enabled else ""
+        print(f"run {run_dir}: {cfg.model} on {data.describe()}{where}", flush=True)
     task = get_task(data.spec.task)
-    if task.callbacks is not None:
+    if task.callbacks is not None and ctx.is_main:  # callbacks run on rank 0 (see Trainer)
         callbacks = [*task.callbacks(cfg, data, run_dir, progress), *callbacks]
     trainer = Trainer(model, cfg.train, run_dir=run_dir, callbacks=callbacks, spec=data.spec,
-                      run_config=cfg.to_dict(), progress=progress)  # fmt: skip
+                      run_config=cfg.to_dict(), progress=progress, distributed=distributed)  # fmt: skip
     if state is not None:
         trainer.load_state_dict(state)
         if progress:
@@ -140,8 +173,36 @@ def train(
             f"{run_dir / 'checkpoints' / 'last.pt'}: continue with `nnzoo train {cfg.recipe or 'RECIPE'} "
             f"--out {run_dir} --resume`."
         ) from None
-    metrics = _finish_run(trainer, data, cfg, run_dir, progress)
-    return RunResult(run_dir, metrics, trainer.history)
+    # Rank 0 tests and writes the reports while the others wait here for its result.
+    result = (_finish_run(trainer, data, cfg, run_dir, progress), trainer.history) if ctx.is_main else None
+    metrics, history = parallel.broadcast(result, ctx)
+    return RunResult(run_dir, metrics, history)
+
+
+def launch(nproc: int, argv: Sequence[str], train: TrainConfig | None = None, *, echo: bool = True) -> int:
+    """Run ``nnzoo ARGV`` in ``nproc`` processes on this machine under torchrun (``nnzoo train --nproc N``);
+    returns torchrun's exit code. With the run's ``train`` config, what would fail in every process (a batch size
+    that does not split, too few GPUs) fails here first, as one sentence."""
+    if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
+        raise UserError(f"--nproc must be a positive whole number, not {nproc!r}.")
+    if parallel.from_env().enabled:
+        raise UserError("--nproc starts torchrun, but this process already runs under it: leave --nproc out.")
+    if train is not None:
+        parallel.check_batch_size(train.batch_size, nproc)
+        resolve_device(train.device, parallel.Context(0, nproc, nproc - 1, nproc))  # the last process's device
+    # --standalone: a rendezvous on a free local port, so two runs on one machine do not collide on 29500.
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", "nnzoo", *argv]  # fmt: skip
+    env = dict(os.environ)
+    if "OMP_NUM_THREADS" not in env:  # else torchrun sets 1 and says so; the trainer sets cores // N itself
+        env["OMP_NUM_THREADS"] = str(max(1, usable_cores() // nproc))
+    if echo:
+        print("launching: python " + " ".join(cmd[1:]), file=sys.stderr, flush=True)
+    proc = subprocess.Popen(cmd, env=env)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:  # Ctrl-C reached torchrun too: let it stop its workers, then report its code
+        return proc.wait()
 
 
 def _finish_run(trainer: Trainer, data: Dataset, cfg: RunConfig, run_dir: Path, progress: bool) -> dict[str, Any]:
@@ -398,5 +459,5 @@ def list_recipes() -> dict[str, str]:
 
 
 __all__ = ["LoadedRun", "RunResult", "TrainConfig", "attention", "evaluate", "export", "generate", "list_datasets",
-           "list_models", "list_recipes",
-           "load_run", "make_config", "predict", "report", "serve", "summary", "train"]  # fmt: skip
+           "launch", "list_models", "list_recipes",
+           "load_run", "make_config", "predict", "report", "serve", "summary", "train", "train_config"]  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -35,6 +36,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="any setting, e.g. --set train.momentum=0.9 --set model_args.hidden=[256,128]")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--nproc", type=int, metavar="N",
+                   help="train in N processes on this machine with DDP (runs torchrun; --batch-size stays the "
+                        "global batch, split N ways)")  # fmt: skip
 
 
 def _add_run_verbs(sub: argparse._SubParsersAction) -> None:
@@ -145,10 +149,27 @@ def _print_eval(r: dict[str, Any]) -> None:
             print(f"{n:>{w}} " + " ".join(f"{v:>{w}}" for v in row) + f" {100 * acc:>8.1f}%")
 
 
-def run(args: argparse.Namespace) -> int:
+def _without_nproc(argv: Sequence[str]) -> list[str]:
+    """argv less --nproc N (or --nproc=N, or an abbreviation argparse accepted, like --np 2)."""
+    out, skip = [], False
+    for a in argv:
+        name = a.split("=", 1)[0]
+        if skip:
+            skip = False
+        elif len(name) > 2 and "--nproc".startswith(name):
+            skip = "=" not in a
+        else:
+            out.append(a)
+    return out
+
+
+def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     if args.verb == "train":
         overrides = {k: getattr(args, k) for k in api.FLAG_SETTINGS}
         sets = [parse_set(s) for s in args.sets]
+        if args.nproc is not None:  # the same command, minus --nproc, in N processes under torchrun
+            cfg = api.train_config(args.recipe, out=args.out, resume=args.resume, overrides=overrides, sets=sets)
+            return api.launch(args.nproc, _without_nproc(argv), cfg.train, echo=not args.quiet)
         api.train(args.recipe, out=args.out, resume=args.resume, overrides=overrides, sets=sets,
                   progress=not args.quiet)  # fmt: skip
     elif args.verb == "eval":
@@ -205,12 +226,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
     try:
-        return run(args)
+        return run(args, argv)
     except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun every process meets the same error: say it once
+            print(f"error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -1,7 +1,9 @@
-"""The Trainer: the one place that knows devices, autocast, clipping, schedules, seeding, progress and checkpoints.
+"""The Trainer: the one place that knows devices, autocast, clipping, schedules, seeding, progress, checkpoints and
+data-parallel training.
 
 Models only say what their loss is (``compute_loss``) and, when they need more than one optimizer, how to step
-(``train_step``). Everything here works the same for every family.
+(``train_step``). Everything here works the same for every family, in one process or in several under torchrun
+(see ``fit`` and distributed.py).
 """
 
 from __future__ import annotations
@@ -14,18 +16,21 @@ import random
 import resource
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from . import checkpoint
+from . import distributed as parallel
 from .callbacks import Callback, EarlyStopping, MetricsLogger, ModelCheckpoint, ProgressBar
 from .config import TrainConfig
 from .data.batches import Batches
 from .data.spec import DataSpec, Split
+from .distributed import SINGLE, Context
 from .errors import UserError
 from .models.base import Model
 
@@ -50,7 +55,9 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, ctx: Context = SINGLE) -> torch.device:
+    if ctx.enabled:
+        return _distributed_device(name, ctx)
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -67,6 +74,46 @@ def resolve_device(name: str) -> torch.device:
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise UserError("--device mps was asked for, but MPS is not available here; use --device cpu or auto.")
     return torch.device(name)
+
+
+def _distributed_device(name: str, ctx: Context) -> torch.device:
+    """Under torchrun each process takes one device: cuda:LOCAL_RANK on a GPU machine, else the CPU."""
+    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if name == "mps":
+        raise UserError("Data-parallel training runs on CPUs (gloo) or CUDA GPUs (NCCL), not on mps; use --device cpu.")
+    if name.startswith("cuda:"):
+        raise UserError(f"--device {name} names one GPU, but torchrun started {ctx.local_world_size} processes here "
+                        "and each takes its own (cuda:LOCAL_RANK); use --device cuda or auto.")  # fmt: skip
+    count = torch.cuda.device_count()
+    if name == "cuda" and not count:
+        raise UserError("--device cuda was asked for, but this PyTorch sees no CUDA GPU; use --device cpu or auto.")
+    if ctx.local_world_size > count:  # checked by every process, not only those left without a GPU: all say it
+        raise UserError(f"torchrun started {ctx.local_world_size} processes on this machine, but it has {count} "
+                        f"CUDA GPU(s): start at most {count} (--nproc_per_node), or use --device cpu.")  # fmt: skip
+    return torch.device("cuda", ctx.local_rank)
+
+
+@contextlib.contextmanager
+def distributed_session(cfg: TrainConfig, enabled: bool = True) -> Iterator[Context]:
+    """The process group of a run under torchrun, for as long as the ``with`` lasts (also destroyed on error);
+    yields this process's Context. A single process (no torchrun, or ``enabled`` False) gets ``SINGLE``."""
+    ctx = parallel.from_env(enabled)
+    parallel.check_batch_size(cfg.batch_size, ctx.world_size)
+    with parallel.process_group(ctx, resolve_device(cfg.device, ctx)):
+        yield ctx
+
+
+class _LossOf(nn.Module):
+    """``compute_loss`` as a module's forward, so DistributedDataParallel wraps the call that builds the loss (DDP
+    prepares its gradient all-reduce in its own forward; ``Model.forward`` alone returns logits, not the loss)."""
+
+    def __init__(self, model: Model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: Any) -> dict[str, torch.Tensor]:
+        return self.model.compute_loss(batch)
 
 
 def autocast_dtype(device: torch.device) -> torch.dtype | None:
@@ -102,6 +149,17 @@ class _WarmupCosine:
 
 
 class Trainer:
+    """Trains a Model; under torchrun (WORLD_SIZE > 1 in the environment) with DistributedDataParallel.
+
+    Data parallel: every process holds the whole model and data; each step every rank takes its share of the same
+    global batch of ``batch_size`` samples (data/batches.py), and the gradients are averaged across ranks before
+    the optimizer steps, so N processes take the steps one process would with the same batch size (up to float
+    rounding; batch norm's statistics are per rank, as in plain DDP). Rank 0 runs the callbacks (progress,
+    metrics.jsonl, checkpoints, early stopping: its decision to stop reaches every rank); metrics are summed across
+    ranks first. ``fit`` initialises the process group if no one has (api.train does, for its whole run) and then
+    destroys it when it returns or fails. ``distributed=False`` trains in this process alone even under torchrun.
+    """
+
     def __init__(
         self,
         model: Model,
@@ -112,15 +170,20 @@ class Trainer:
         spec: DataSpec | None = None,
         run_config: dict[str, Any] | None = None,
         progress: bool = True,
+        distributed: bool = True,
     ):
         self.cfg = cfg = config or TrainConfig()
         cfg.validate()
-        self.device = resolve_device(cfg.device)
+        self.dist = parallel.from_env(distributed)
+        parallel.check_batch_size(cfg.batch_size, self.dist.world_size)
+        self.device = resolve_device(cfg.device, self.dist)
+        if self.device.type == "cuda" and self.dist.enabled:
+            torch.cuda.set_device(self.device)
         self.spec = spec
         self.run_config = run_config or {"train": dataclasses.asdict(cfg)}
         seed_everything(cfg.seed, cfg.deterministic)
-        if self.device.type == "cpu":
-            torch.set_num_threads(cfg.num_threads or usable_cores())
+        if self.device.type == "cpu":  # processes on one machine share its cores
+            torch.set_num_threads(cfg.num_threads or max(1, usable_cores() // self.dist.local_world_size))
         if self.device.type == "cuda" and not cfg.deterministic:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
@@ -137,6 +200,9 @@ class Trainer:
         self._pending_optimizers: dict[str, Any] | None = None  # loaded in fit(), see there
         self._pending_schedulers: dict[str, Any] | None = None
         self._pending_rng: dict[str, Any] | None = None
+        self._pending_peer_rng: dict[str, Any] | None = None
+        self._peer_rng: list[dict[str, torch.Tensor]] | None = None  # every rank's RNG at the last epoch end
+        self._ddp: DistributedDataParallel | None = None  # the model wrapped, only while a distributed fit runs
         self.epoch = 0  # epochs completed
         self.global_step = 0
         self.history: list[dict[str, Any]] = []
@@ -151,14 +217,16 @@ class Trainer:
         self.last_validation: tuple[int, dict[str, float], torch.Tensor | None] | None = None
         self._sums: dict[str, torch.Tensor] = {}
         self._count = 0
+        # Callbacks print and write files: in a distributed run, rank 0's job alone.
         self.callbacks: list[Callback] = []
-        if progress:
-            self.callbacks.append(ProgressBar(every=cfg.log_every))
-        if run_dir is not None:
-            self.callbacks += [ModelCheckpoint(run_dir), MetricsLogger(run_dir)]
-        if cfg.early_stopping_patience:
-            self.callbacks.append(EarlyStopping(cfg.early_stopping_patience))
-        self.callbacks += list(callbacks)
+        if self.dist.is_main:
+            if progress:
+                self.callbacks.append(ProgressBar(every=cfg.log_every))
+            if run_dir is not None:
+                self.callbacks += [ModelCheckpoint(run_dir), MetricsLogger(run_dir)]
+            if cfg.early_stopping_patience:
+                self.callbacks.append(EarlyStopping(cfg.early_stopping_patience))
+            self.callbacks += list(callbacks)
 
     # ---- building blocks -------------------------------------------------------------------------------------
     def _build_optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
@@ -198,13 +266,15 @@ class Trainer:
             return torch.autocast(self.device.type, dtype=self.amp_dtype)
         return contextlib.nullcontext()
 
-    def batches(self, data: Split | Batches, *, train: bool) -> Batches:
+    def batches(self, data: Split | Batches, *, train: bool, shard: bool = False) -> Batches:
+        """Batches of ``data``; with ``shard`` in a distributed run, this rank's share of them."""
         if isinstance(data, Batches):
             return data
+        rank, world = (self.dist.rank, self.dist.world_size) if shard else (0, 1)
         mean, std = (self.spec.mean, self.spec.std) if self.spec else ((), ())
         size = self.cfg.batch_size if train else self.cfg.eval_batch_size
         return Batches(data, size, shuffle=train, seed=self.cfg.seed, device=self.device, mean=mean, std=std,
-                       channels_last=self.channels_last)  # fmt: skip
+                       channels_last=self.channels_last, rank=rank, world_size=world, even=train)  # fmt: skip
 
     # ---- the step ----------------------------------------------------------------------------------------------
     def optimize(self, loss: torch.Tensor, name: str = "main") -> None:
@@ -212,8 +282,12 @@ class Trainer:
         opt = self.optimizers[name]
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        params = [p for g in opt.param_groups for p in g["params"]]
+        if self.dist.enabled and self._ddp is None:
+            # A model with its own train_step (a GAN: two optimizers, two backwards, D frozen in G's): DDP syncs
+            # only one backward per forward through it, so average this optimizer's gradients here instead.
+            parallel.average_gradients(params, self.dist.world_size)
         if self.cfg.clip_grad_norm:
-            params = [p for g in opt.param_groups for p in g["params"]]
             torch.nn.utils.clip_grad_norm_(params, self.cfg.clip_grad_norm)
         opt.step()
         if name in self.schedulers:
@@ -228,14 +302,77 @@ class Trainer:
         self._count += n
 
     def running_metrics(self) -> dict[str, float]:
+        """The epoch's means so far, over this rank's samples (the live progress bar shows rank 0's)."""
         return {k: (v / max(self._count, 1)).item() for k, v in self._sums.items()}
+
+    def _epoch_metrics(self) -> dict[str, float]:
+        """The epoch's means over every rank's samples."""
+        if not self.dist.enabled:
+            return self.running_metrics()
+        return self._sum_over_ranks({k: v.item() for k, v in self._sums.items()}, self._count)
+
+    def _sum_over_ranks(self, sums: dict[str, float], count: int) -> dict[str, float]:
+        parts = parallel.gather((sums, count), self.dist)
+        total = sum(c for _, c in parts)
+        keys = dict.fromkeys(k for s, _ in parts for k in s)  # a rank with no samples has no keys
+        return {k: sum(s.get(k, 0.0) for s, _ in parts) / max(total, 1) for k in keys}
+
+    def _train_step(self, batch: Any) -> dict[str, torch.Tensor]:
+        if self._ddp is not None:  # Model.train_step, with the forward through DDP so it averages the gradients
+            out = self._ddp(batch)
+            self.optimize(out["loss"])
+            return out
+        if self.dist.enabled:  # as DDP does before every forward: rank 0's buffers (batch norm's statistics)
+            parallel.broadcast_state(self.model, buffers_only=True)
+        return self.model.train_step(batch, self)
+
+    def _start_data_parallel(self, peers: dict[str, Any] | None) -> None:
+        """Wrap the model for this fit. Models with the default train_step go through DDP; the others (their own
+        train_step, several optimizers) get rank 0's weights now and averaged gradients in ``optimize``."""
+        if type(self.model).train_step is Model.train_step:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self._ddp = DistributedDataParallel(_LossOf(self.model), device_ids=ids)  # broadcasts rank 0's weights
+        else:
+            parallel.broadcast_state(self.model)
+        if not self.dist.rank:
+            return
+        # Dropout masks and a GAN's noise must differ between ranks, as between the samples of one batch: rank 0
+        # keeps the run's (checkpointed) stream; the others resume theirs, or start one from (seed, rank, step).
+        if peers and peers["world_size"] == self.dist.world_size:
+            self._set_rng(peers["states"][self.dist.rank])
+        else:
+            seq = np.random.SeedSequence([self.cfg.seed, self.dist.rank, self.global_step])
+            torch.manual_seed(int(seq.generate_state(1)[0]))
+
+    def _rng(self) -> dict[str, torch.Tensor]:
+        out = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            out["cuda"] = torch.cuda.get_rng_state(self.device)
+        return out
+
+    def _set_rng(self, state: dict[str, torch.Tensor]) -> None:
+        torch.set_rng_state(state["torch"])
+        if "cuda" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda"], self.device)
 
     # ---- fit / evaluate / predict --------------------------------------------------------------------------------
     def fit(self, train: Split | Batches, val: Split | Batches | None = None) -> list[dict[str, Any]]:
         """Train for ``cfg.epochs`` epochs (from where a loaded checkpoint left off); returns the history."""
+        with parallel.process_group(self.dist, self.device):
+            try:
+                return self._fit(train, val)
+            finally:
+                self._ddp = None
+
+    def _fit(self, train: Split | Batches, val: Split | Batches | None) -> list[dict[str, Any]]:
         cfg = self.cfg
-        train_b = self.batches(train, train=True)
-        val_b = self.batches(val, train=False) if val is not None and len(val) else None
+        train_b = self.batches(train, train=True, shard=True)
+        val_b = self.batches(val, train=False, shard=True) if val is not None and len(val) else None
+        for b in (train_b, val_b):
+            if b is not None and (b.rank, b.world_size) != (self.dist.rank, self.dist.world_size):
+                raise ValueError(f"fit was given Batches for rank {b.rank} of {b.world_size} in rank "
+                                 f"{self.dist.rank} of {self.dist.world_size}: give it Splits, or Batches made "
+                                 "with this rank= and world_size= (and even=True for training).")  # fmt: skip
         steps = len(train_b)
         for name, opt in self.optimizers.items():
             s = self._build_scheduler(opt, steps)
@@ -252,6 +389,9 @@ class Trainer:
         if self._pending_rng is not None:
             checkpoint.restore_rng(self._pending_rng)
             self._pending_rng = None
+        peers, self._pending_peer_rng = self._pending_peer_rng, None
+        if self.dist.enabled:
+            self._start_data_parallel(peers)
         self.stop_training = False
         for cb in self.callbacks:
             cb.on_train_begin(self)
@@ -274,16 +414,16 @@ class Trainer:
         t0 = time.perf_counter()
         for step, batch in enumerate(train_b, 1):
             with self.autocast():
-                out = self.model.train_step(batch, self)
+                out = self._train_step(batch)
             n = len(batch[0])
             self._accumulate(out, n)
-            self.samples_seen_in_epoch += n
+            self.samples_seen_in_epoch += n * self.dist.world_size  # every rank takes an equal share
             self.global_step += 1
             for cb in self.callbacks:
                 cb.on_batch_end(self, step, steps)
             if self._out_of_steps():
                 break
-        logs: dict[str, Any] = {"epoch": epoch + 1, **self.running_metrics()}
+        logs: dict[str, Any] = {"epoch": epoch + 1, **self._epoch_metrics()}
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
@@ -293,6 +433,8 @@ class Trainer:
                 f"Training diverged in epoch {epoch + 1} (loss {logs.get('loss')}): stopped without saving it; "
                 "the last good checkpoint is kept. Try a lower --lr or --set clip_grad_norm=1.0."
             )
+        if self.dist.enabled:  # rank 0's batch norm statistics everywhere: for validation, and in step at epoch end
+            parallel.broadcast_state(self.model, buffers_only=True)
         if val_b is not None:
             val, outputs = self.evaluate_with_outputs(val_b)
             self.last_validation = (epoch + 1, val, outputs)
@@ -306,8 +448,12 @@ class Trainer:
         self.epoch = epoch + 1
         self._update_best(logs)
         self.history.append(logs)
+        if self.dist.enabled:  # for rank 0's checkpoint: the others' random streams, so a resume continues them
+            self._peer_rng = parallel.gather(self._rng(), self.dist)
         for cb in self.callbacks:
             cb.on_epoch_end(self, epoch, logs)
+        if self.dist.enabled:  # rank 0's callbacks decide (early stopping); the others wait for its checkpoint
+            self.stop_training = parallel.broadcast(self.stop_training, self.dist)
 
     def _update_best(self, logs: dict[str, Any]) -> None:
         value = logs.get(self.cfg.monitor)
@@ -347,7 +493,13 @@ class Trainer:
                 kept.append(out["outputs"].float().cpu())
             count += n
         self.model.train(was_training)
-        return {k: (v / max(count, 1)).item() for k, v in sums.items()}, torch.cat(kept) if kept else None
+        outputs = torch.cat(kept) if kept else None
+        if batches.world_size == 1:
+            return {k: (v / max(count, 1)).item() for k, v in sums.items()}, outputs
+        # This rank saw one contiguous chunk of the split: add the sums, and join the outputs in rank order.
+        metrics = self._sum_over_ranks({k: v.item() for k, v in sums.items()}, count)
+        parts = [o for o in parallel.gather(outputs, self.dist) if o is not None]
+        return metrics, torch.cat(parts) if parts else None
 
     @torch.inference_mode()
     def predict(self, data: Split | Batches | torch.Tensor) -> torch.Tensor:
@@ -376,6 +528,8 @@ class Trainer:
             "history": self.history,
             "train_seconds": self.train_seconds,
             "rng": checkpoint.capture_rng(),
+            # Ranks 1.. of a distributed run: their random streams (rank 0's is "rng"); resumed at the same size.
+            "peer_rng": {"world_size": self.dist.world_size, "states": self._peer_rng} if self._peer_rng else None,
             "config": self.run_config,
             "spec": self.spec.to_dict() if self.spec else None,
         }
@@ -386,6 +540,7 @@ class Trainer:
         self._pending_optimizers = state["optimizers"]
         self._pending_schedulers = state.get("schedulers") or None
         self._pending_rng = state.get("rng")
+        self._pending_peer_rng = state.get("peer_rng")
         self.epoch = state["epoch"]
         self.global_step = state["global_step"]
         best = state["best"]
@@ -411,6 +566,7 @@ class Trainer:
             "samples_per_s": samples / max(seconds, 1e-9),
             "peak_memory_mb": peak,
             "device": name,
+            "processes": self.dist.world_size,
             "parameters": sum(p.numel() for p in self.model.parameters()),
         }
 

@@ -3,6 +3,17 @@
 This replaces ``DataLoader`` + per-sample ``__getitem__`` + PIL ``ToTensor``: one ``randperm`` per epoch, one
 gather and one fused normalise per batch. The numbers match torchvision's ``ToTensor()`` then
 ``Normalize(mean, std)``: ``(x / 255 - mean) / std``.
+
+In a data-parallel run (``world_size`` > 1) every rank holds the whole split and takes its share by index:
+
+* ``even`` (training): ``batch_size`` is the *global* batch. Every rank draws the same permutation from (seed,
+  epoch) and rank r takes ``global_batch[r::world_size]``, ``batch_size // world_size`` samples, so the ranks
+  together see exactly the batches one process would, and averaging their gradients gives its step. A last global
+  batch that does not split evenly is padded with the epoch's first samples (as ``DistributedSampler`` pads), so
+  every rank takes the same number of equal steps: a rank that ran out early would leave the others waiting.
+* otherwise (evaluation): rank r takes the r-th of ``world_size`` contiguous chunks, in batches of
+  ``batch_size // world_size``; metric sums are added across ranks, and outputs gathered in rank order are in the
+  split's order.
 """
 
 from __future__ import annotations
@@ -29,7 +40,12 @@ class Batches:
         channels_last: bool = False,
         rank: int = 0,
         world_size: int = 1,
+        even: bool = False,
     ):
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not in a world of {world_size}")
+        if even and batch_size % world_size:
+            raise ValueError(f"global batch {batch_size} does not split evenly across {world_size} ranks")
         self.device = torch.device(device)
         self.x = split.x.to(self.device)
         self.y = split.y.to(self.device)
@@ -37,7 +53,8 @@ class Batches:
         self.shuffle = shuffle
         self.seed = seed
         self.epoch = 0
-        self.rank, self.world_size = rank, world_size
+        self.rank, self.world_size, self.even = rank, world_size, even
+        self.local_batch_size = max(1, batch_size // world_size)  # what this rank's batches hold
         self.channels_last = channels_last and self.x.dim() == 4
         self.scale = self.shift = None
         if mean:
@@ -52,23 +69,35 @@ class Batches:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return math.ceil(math.ceil(len(self.x) / self.world_size) / self.batch_size)
+        """Batches this rank takes per epoch: with ``even``, the same on every rank and the single-process count."""
+        if self.world_size == 1 or self.even:
+            return math.ceil(len(self.x) / self.batch_size)
+        return math.ceil(len(self.order()) / self.local_batch_size)
 
     def order(self) -> torch.Tensor:
+        """The sample indices this rank visits this epoch, in order."""
         n = len(self.x)
         if self.shuffle:
             g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
             idx = torch.randperm(n, generator=g)
         else:
             idx = torch.arange(n)
-        if self.world_size > 1:  # every rank takes its own shard of the same permutation
-            idx = idx[self.rank :: self.world_size]
+        w = self.world_size
+        if w > 1 and self.even:
+            # Pad to a multiple of w (only the last global batch grows), then deal round-robin: since w divides
+            # batch_size, this rank's k-th cut of batch_size // w is global batch k's [rank::w].
+            pad = -n % w
+            if pad and n:
+                idx = torch.cat([idx, idx[torch.arange(pad) % n]])
+            idx = idx[self.rank :: w]
+        elif w > 1:
+            idx = torch.tensor_split(idx, w)[self.rank]  # sizes differ by at most one
         return idx.to(self.device)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         idx = self.order()
-        for start in range(0, len(idx), self.batch_size):
-            i = idx[start : start + self.batch_size]
+        for start in range(0, len(idx), self.local_batch_size):
+            i = idx[start : start + self.local_batch_size]
             yield self.prepare(self.x[i]), self.y[i]
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:

@@ -189,7 +189,8 @@ def auto_judge(cfg: RunConfig, data: Dataset, progress: bool = True) -> Path:
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
     try:
-        result = train(judge_recipe(cfg, data.spec), out=tmp / "run", progress=False)
+        # distributed=False: in a run under torchrun, rank 0 trains the judge alone while the others wait.
+        result = train(judge_recipe(cfg, data.spec), out=tmp / "run", progress=False, distributed=False)
         try:
             os.replace(tmp / "run", folder)  # atomic: a concurrent run may have finished first, which is fine
         except OSError:
