@@ -164,3 +164,13 @@ def test_python_m_and_console_script(tmp_path: Path) -> None:
 def test_generate_with_a_classifier_says_what_generates(trained: Path, capsys: pytest.CaptureFixture) -> None:
     code, _, err = run_cli(capsys, "generate", trained, "--prompt", "hi")
     assert code == 2 and "which does not generate; generate works with language models" in err
+
+
+def test_output_into_a_closed_pipe_ends_quietly() -> None:
+    """`nnzoo predict ... | head`: when the reader leaves, stop with SIGPIPE's status and no traceback."""
+    code = ("import sys, nnzoo.cli as c\n"
+            "c.run = lambda args, argv: [print('x' * 100) for _ in range(100_000)] and 0\n"
+            "sys.exit(c.main(['list', 'models']))\n")  # fmt: skip
+    p = subprocess.run(f'{sys.executable} -c "{code}" | head -1', shell=True, capture_output=True, text=True,
+                       executable="/bin/bash")  # fmt: skip
+    assert p.stdout == "x" * 100 + "\n" and "Traceback" not in p.stderr and p.stderr == ""
