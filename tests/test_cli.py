@@ -92,6 +92,9 @@ def test_resume_via_cli(trained: Path, data_dir: Path, capsys: pytest.CaptureFix
                              "--max-steps", 4, "--data-dir", data_dir)  # fmt: skip
     assert code == 0, err
     assert "resuming after epoch 1" in out and json.loads((trained / "metrics.json").read_text())["epochs"] == 2
+    # Resuming a run that has done all its settings ask for would train nothing: say so instead.
+    code, out, err = run_cli(capsys, "train", "mnist-simple-cnn", "--out", trained, "--resume", "--data-dir", data_dir)
+    assert code == 2 and "has already trained 2 epochs" in err and "resume with --max-steps above" in err
 
 
 def test_default_run_folders_never_overwrite(data_dir: Path, capsys: pytest.CaptureFixture) -> None:

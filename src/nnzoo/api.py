@@ -133,6 +133,11 @@ def _prepare(recipe: str | RunConfig, out: str | os.PathLike | None, resume: boo
         cfg = make_config(saved, overrides, sets)
         if (cfg.model, cfg.model_args, cfg.data.name) != (saved.model, saved.model_args, saved.data.name):
             raise UserError("The model and dataset of a run cannot change when resuming; start a new run instead.")
+        epochs, steps = state.get("epoch", 0), state.get("global_step", 0)
+        if epochs >= cfg.train.epochs or (cfg.train.max_steps is not None and steps >= cfg.train.max_steps):
+            limit = f"--max-steps above {steps}" if cfg.train.max_steps is not None else f"--epochs above {epochs}"
+            raise UserError(f"{run_dir} has already trained {epochs} epochs ({steps} steps), all its settings ask "
+                            f"for; to train on, resume with {limit}.")  # fmt: skip
     else:
         cfg = make_config(recipe, overrides, sets)
         run_dir = _new_run_dir(out, cfg.recipe or cfg.model)
