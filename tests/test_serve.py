@@ -22,7 +22,9 @@ with warnings.catch_warnings():  # Starlette 1.x would rather have httpx2; httpx
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from fastapi.testclient import TestClient
 
+import torch  # noqa: E402
 from conftest import POEMS  # noqa: E402
+from test_attention_cli import poetry_dir  # noqa: E402, F401  (the fixture: a miniature 全唐诗 folder)
 
 from nnzoo import api  # noqa: E402
 from nnzoo.cli import build_parser, main  # noqa: E402
@@ -328,3 +330,37 @@ def test_core_works_without_fastapi_and_serve_names_the_extra(serve_runs: dict[s
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr == 'error: nnzoo serve needs fastapi and uvicorn, which are not installed: pip install "nnzoo[serve]".\n'
     assert r.stdout == ""
+
+
+def test_a_text_classifier_takes_text(serve_runs: dict[str, Path], poetry_dir: Path, tmp_path: Path) -> None:
+    """tang-authors: who wrote this poem? JSON {"text": ...} -> the poets with probabilities; bad bodies -> 4xx."""
+    from nnzoo.data.tang_authors import POETS
+
+    run = tmp_path / "tang-authors-lstm"
+    api.train("tang-authors-lstm", out=run, overrides={"data_dir": str(poetry_dir), "max_steps": 2},
+              sets=[("data.seq_len", 32), ("model_args.hidden", 16), ("train.num_threads", 1)], progress=False)  # fmt: skip
+    app = build_app([run, serve_runs["digits"]], device="cpu")
+    with TestClient(app) as c:
+        info = {m["name"]: m for m in c.get("/v1/models").json()["models"]}["tang-authors-lstm"]
+        assert info["kind"] == "text-classifier" and info["classes"] == POETS and info["seq_len"] == 32
+        poem = "床前明月光，疑是地上霜。舉頭望明月，低頭思故鄉。" * 2 + "龘"
+        r = c.post("/v1/models/tang-authors-lstm/predict?top_k=2", json={"text": poem})
+        body = r.json()
+        assert r.status_code == 200 and body["label"] in POETS and len(body["top_k"]) == 2
+        assert abs(sum(body["probabilities"].values()) - 1) < 1e-4
+        assert any("first 32 characters" in n for n in body["notes"])
+        # The same answer as the model on the text encoded by hand (the dataset's encoding).
+        loaded = api.load_run(run)
+        vocab, pad = loaded.spec.extra["vocab"], loaded.spec.extra["pad_id"]
+        ids = torch.full((1, 32), pad, dtype=torch.long)
+        ids[0] = torch.tensor([vocab.index(ch) if ch in vocab else 0 for ch in poem[:32]])
+        with torch.no_grad():
+            expected = loaded.model.eval()(ids).float().softmax(1)[0]
+        assert abs(body["probability"] - float(expected.max())) < 2e-2  # the server runs under bf16 autocast
+        for bad, status, words in [({"text": ""}, 422, "some text in it"), ({"pixels": [[0]]}, 422, "some text"),
+                                   ({"text": "春", "lang": "zh"}, 422, "Unknown field 'lang'"),
+                                   ({"text": "春" * 20_001}, 422, "the limit is 20,000")]:  # fmt: skip
+            r = c.post("/v1/models/tang-authors-lstm/predict", json=bad)
+            assert r.status_code == status and words in r.json()["error"], (bad, r.json())
+        r = c.post("/v1/models/tang-authors-lstm/generate", json={"prompt": "床"})
+        assert r.status_code == 400 and "does not generate" in r.json()["error"]

@@ -6,7 +6,8 @@ Endpoints (OpenAPI docs at /docs):
   GET  /health                        {"status": "ok", "models": [names], "batching": requests and passes}
   GET  /v1/models                     every model (name, family, task, classes or vocabulary size, input shape)
                                       and the server's limits
-  POST /v1/models/{name}/predict      an image as a multipart file field ``file``, or JSON {"pixels": [[...]]};
+  POST /v1/models/{name}/predict      an image as a multipart file field ``file``, or JSON {"pixels": [[...]]}
+                                      (a text classifier: JSON {"text": "..."});
                                       ?top_k=3 -> the label and the top-k classes with probabilities
   POST /v1/models/{name}/generate     JSON options -> text (language models), or a PNG grid (GAN / VAE); with
                                       ?format=json the grid comes base64-encoded in JSON, with its seed
@@ -101,8 +102,12 @@ def create_app(models: dict[str, Served]) -> FastAPI:
 
     @app.post("/v1/models/{name}/predict", openapi_extra=PREDICT_BODY)
     async def predict(name: str, request: Request, top_k: int = Query(3, ge=1)) -> dict[str, Any]:
-        """Class probabilities for one image: a multipart file field `file`, or JSON {"pixels": [[...]]}."""
+        """Class probabilities for one image (a multipart file field `file`, or JSON {"pixels": [[...]]}), or for
+        one text for a text classifier (JSON {"text": "..."})."""
         served = get(name)
+        if served.kind == "text-classifier":
+            ids, notes = served.encode(await _text(request))  # type: ignore[attr-defined]
+            return {**await served.predict(ids, top_k), "notes": notes}
         if served.kind != "classifier":
             return await served.predict(None, top_k)  # type: ignore[arg-type]  (says which endpoint to use)
         spec = served.run.spec
@@ -143,6 +148,22 @@ async def _upload(request: Request) -> bytes:
     if upload is None or isinstance(upload, str):
         raise Invalid("Send the image as a multipart file field named 'file'.")
     return await upload.read()
+
+
+async def _text(request: Request) -> str:
+    try:
+        payload = json.loads(await request.body())
+    except (ValueError, RecursionError):
+        raise Invalid('Send the text as JSON {"text": "..."}.') from None
+    text = payload.get("text") if isinstance(payload, dict) else None
+    if not isinstance(text, str) or not text.strip():
+        raise Invalid('A text classifier takes JSON {"text": "..."} with some text in it.')
+    extra = sorted(set(payload) - {"text"})
+    if extra:
+        raise Invalid(f"Unknown field {extra[0]!r}: a JSON predict body for a text holds only text.")
+    if len(text) > limits.MAX_TEXT_CHARS:
+        raise Invalid(f"The text has {len(text):,} characters; the limit is {limits.MAX_TEXT_CHARS:,}.")
+    return text.strip()
 
 
 async def _pixels(request: Request) -> Any:

@@ -11,6 +11,7 @@ from ..errors import UserError
 MAX_BODY_BYTES = 2 * 1024 * 1024  # a whole request: an uploaded image with its form fields, or a JSON body
 MAX_IMAGE_SIDE = 2048  # pixels on either side of an uploaded image or a `pixels` array
 MAX_PROMPT_CHARS = 500
+MAX_TEXT_CHARS = 20_000  # a text to classify (the model reads its first seq_len characters; the longest Tang poems fit)
 MAX_ACROSTIC_CHARS = 16  # eight couplets
 MAX_LENGTH = 1000  # characters or tokens one generate request writes
 MAX_TEMPERATURE = 10.0
@@ -24,6 +25,7 @@ BATCH_WAIT_MS = 5.0  # how long the first request of a batch waits for others to
 def as_dict() -> dict[str, float | int]:
     """The caps, as `GET /v1/models` tells them to clients (the page sizes its inputs by them)."""
     return {"max_body_bytes": MAX_BODY_BYTES, "max_image_side": MAX_IMAGE_SIDE, "max_prompt_chars": MAX_PROMPT_CHARS,
+            "max_text_chars": MAX_TEXT_CHARS,
             "max_acrostic_chars": MAX_ACROSTIC_CHARS, "max_length": MAX_LENGTH, "max_temperature": MAX_TEMPERATURE,
             "max_images": MAX_IMAGES, "max_seed": MAX_SEED}  # fmt: skip
 

@@ -1,7 +1,7 @@
 """The models a server holds: what each tells clients about itself, and what it does for predict and generate.
 
-One class per kind of model, registered by task (classification, language-model, gan, autoencoder), so the app
-never branches on names. Every model runs in its own thread, one request at a time; classifiers batch concurrent
+One class per kind of model, registered by task (classification, language-model, gan, autoencoder; images or
+text for classification), so the app never branches on names. Every model runs in its own thread, one request at a time; classifiers batch concurrent
 requests into one forward pass (batching.py). Nothing here imports FastAPI.
 """
 
@@ -96,9 +96,6 @@ class ImageClassifier(Served):
     endpoints = ("predict",)
 
     def __init__(self, name: str, run: LoadedRun, settings: Settings):
-        if len(run.spec.input_shape) != 3:
-            raise UserError(f"{run.run_dir} holds a classifier of {run.spec.name} ({run.config.model}), which reads "
-                            "text; nnzoo serve takes image classifiers, language models, GANs and autoencoders.")  # fmt: skip
         super().__init__(name, run, settings)
         # The Trainer puts the model where it runs, and predicts as `nnzoo predict` does (normalised, autocast).
         tc = dataclasses.replace(run.config.train, device=settings.device, compile=False, num_threads=None)
@@ -125,6 +122,33 @@ class ImageClassifier(Served):
     async def close(self) -> None:
         await self.batcher.close()
         await super().close()
+
+
+class TextClassifier(ImageClassifier):
+    """A classifier of texts given as character ids (tang-authors: who wrote this poem?). The text is encoded as
+    the dataset encoded its texts: each character's id in the training vocabulary (0 for one it never showed), cut
+    to the first seq_len characters, padded with pad_id; concurrent texts share a forward pass like images do."""
+
+    kind = "text-classifier"
+
+    def info(self) -> dict[str, Any]:
+        extra = self.run.spec.extra
+        return {**super().info(), "seq_len": self.run.spec.input_shape[0], "vocab_size": len(extra["vocab"])}
+
+    def encode(self, text: str) -> tuple[torch.Tensor, list[str]]:
+        """The text as (seq_len,) ids, and notes on what was cut or not known."""
+        extra, seq_len = self.run.spec.extra, self.run.spec.input_shape[0]
+        index = {c: i for i, c in enumerate(extra["vocab"])}
+        notes = []
+        if len(text) > seq_len:
+            notes.append(f"the model reads the first {seq_len} characters; the other {len(text) - seq_len} were cut")
+            text = text[:seq_len]
+        unknown = sorted({c for c in text if c not in index})
+        if unknown:
+            notes.append(f"{len(unknown)} character(s) never seen in training read as unknown: {''.join(unknown[:20])}")
+        ids = torch.full((seq_len,), extra["pad_id"], dtype=torch.long)
+        ids[: len(text)] = torch.tensor([index.get(c, 0) for c in text], dtype=torch.long)
+        return ids, notes
 
 
 class TextGenerator(Served):
@@ -195,8 +219,13 @@ def _seed(options: dict[str, Any]) -> int:
     return random.SystemRandom().randrange(MAX_SEED + 1) if seed is None else int(seed)
 
 
-SERVED: Registry[type[Served]] = Registry("servable task")
-SERVED.add("classification", ImageClassifier)
+def _classifier(name: str, run: LoadedRun, settings: Settings) -> Served:
+    """Images, or texts of character ids (a dataset whose spec gives a pad_id)."""
+    return (TextClassifier if "pad_id" in run.spec.extra else ImageClassifier)(name, run, settings)
+
+
+SERVED: Registry[Callable[[str, LoadedRun, Settings], Served]] = Registry("servable task")
+SERVED.add("classification", _classifier)
 SERVED.add("language-model", TextGenerator)
 SERVED.add("gan", ImageGenerator)
 SERVED.add("autoencoder", ImageGenerator)
@@ -214,7 +243,7 @@ def load_models(run_dirs: list[str | Path], settings: Settings | None = None) ->
         task = run.spec.task
         if task not in SERVED:
             raise UserError(f"{run_dir} holds a {task} model ({run.config.model}); nnzoo serve takes image "
-                            "classifiers, language models, GANs and autoencoders.")  # fmt: skip
+                            "and text classifiers, language models, GANs and autoencoders.")  # fmt: skip
         base = Path(run_dir).resolve().name
         name, k = base, 1
         while name in models:
