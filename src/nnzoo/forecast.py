@@ -120,10 +120,7 @@ def plot_forecast(data: Dataset, outputs: torch.Tensor, path: Path, title: str =
     bottom.set_ylabel(f"MAE ({ex['unit']})")
     bottom.grid(alpha=0.3)
     bottom.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return reports.save_figure(fig, path)
 
 
 def forecast_reports(history: list[dict[str, Any]], data: Dataset, outputs: torch.Tensor | None, folder: Path,

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from ..errors import UserError
-from ..reports import _plt
+from ..reports import _plt, save_figure
 
 PAD = 2
 PAD_VALUE = 64  # dark grey gaps: visible between tiles with black backgrounds (MNIST), quiet beside the images
@@ -88,12 +88,7 @@ def plot_rows(rows: list[tuple[str, torch.Tensor]], path: Path, title: str = "")
         ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
         for side in ax.spines.values():
             side.set_visible(False)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, title, fontsize=9)
 
 
 def plot_grid(images: torch.Tensor, path: Path, title: str = "", nrow: int | None = None) -> Path:
@@ -104,10 +99,7 @@ def plot_grid(images: torch.Tensor, path: Path, title: str = "", nrow: int | Non
     ax.axis("off")
     if title:
         ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_latent(points: torch.Tensor, labels: torch.Tensor, class_names: list[str], path: Path, title: str) -> Path:
@@ -122,10 +114,7 @@ def plot_latent(points: torch.Tensor, labels: torch.Tensor, class_names: list[st
     ax.legend(markerscale=4, fontsize=7, loc="best", frameon=False)
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_gan_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> Path:
@@ -145,12 +134,7 @@ def plot_gan_curves(history: list[dict[str, Any]], path: Path, title: str = "") 
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, title)
 
 
 def pca_2d(z: torch.Tensor) -> torch.Tensor:

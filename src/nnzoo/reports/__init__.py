@@ -37,6 +37,25 @@ def _plt() -> Any:
     return plt
 
 
+def save_figure(fig: Any, path: Path, title: str = "", *, fontsize: float | None = None, dpi: int = 110) -> Path:
+    """Finish a figure as every report does: the title over all panels (when given), a tight layout, the PNG, and
+    the figure closed, so a run that draws a picture per epoch does not keep them all in memory."""
+    if title:
+        fig.suptitle(title, fontsize=fontsize)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    _plt().close(fig)
+    return path
+
+
+def show_image(ax: Any, image: torch.Tensor) -> None:
+    """One (C, H, W) uint8 image on a matplotlib axis: grey for one channel, colour for three."""
+    if image.shape[0] == 1:
+        ax.imshow(image[0].numpy(), cmap="gray", vmin=0, vmax=255)
+    else:
+        ax.imshow(image.permute(1, 2, 0).numpy())
+
+
 def cjk_font_missing(text: str) -> str | None:
     """A note for the user when ``text`` holds Chinese characters but no installed font can draw them."""
     if any(ord(c) >= 0x2E80 for c in text):
@@ -72,12 +91,7 @@ def plot_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> P
         ax.set_ylabel(m)
         ax.grid(alpha=0.3)
         ax.legend()
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, title)
 
 
 def confusion_matrix(y_true: torch.Tensor, y_pred: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -104,10 +118,7 @@ def plot_confusion(cm: torch.Tensor, class_names: list[str], path: Path, title: 
     acc = cm.diag().sum().item() / max(cm.sum().item(), 1)
     ax.set_title(f"{title}  accuracy {100 * acc:.2f}%".strip())
     with quiet_glyphs(class_names):
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+        return save_figure(fig, path)
 
 
 def plot_worst(images: torch.Tensor, y_true: torch.Tensor, probs: torch.Tensor, class_names: list[str], path: Path,
@@ -123,17 +134,9 @@ def plot_worst(images: torch.Tensor, y_true: torch.Tensor, probs: torch.Tensor, 
     for ax in axes.flat:
         ax.axis("off")
     for ax, i in zip(axes.flat, order.tolist()):
-        img = images[i]
-        if img.shape[0] == 1:
-            ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=255)
-        else:
-            ax.imshow(img.permute(1, 2, 0).numpy())
+        show_image(ax, images[i])
         p = pred[i].item()
         ax.set_title(f"pred {class_names[p]} {100 * probs[i, p]:.0f}%\ntrue {class_names[y_true[i]]}", fontsize=7)
     if not len(order):
         axes.flat[0].text(0.5, 0.5, "no misclassified images", ha="center")
-    fig.suptitle("most confident mistakes", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, "most confident mistakes", fontsize=9)

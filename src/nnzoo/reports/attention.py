@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from . import _plt, quiet_glyphs
+from . import _plt, quiet_glyphs, save_figure, show_image
 
 
 def _shown(c: str) -> str:
@@ -36,18 +36,7 @@ def plot_text_heads(maps: torch.Tensor, chars: list[str], heads: list[int], path
             ax.set_xlabel("key: the character attended to", fontsize=8)
             ax.set_ylabel("query: the character attending", fontsize=8)
             ax.set_title(f"head {h}", fontsize=9)
-        fig.suptitle(title, fontsize=10)
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
-def _show_image(ax, image: torch.Tensor) -> None:  # noqa: ANN001
-    if image.shape[0] == 1:
-        ax.imshow(image[0].numpy(), cmap="gray", vmin=0, vmax=255)
-    else:
-        ax.imshow(image.permute(1, 2, 0).numpy())
+        return save_figure(fig, path, title, fontsize=10, dpi=100)
 
 
 def _upsample(grid_map: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -61,20 +50,16 @@ def plot_rollout(image: torch.Tensor, roll: torch.Tensor, path: Path, title: str
     size = tuple(image.shape[1:])
     heat = _upsample(roll, size).numpy()
     fig, axes = plt.subplots(1, 3, figsize=(9, 3.4))
-    _show_image(axes[0], image)
+    show_image(axes[0], image)
     axes[0].set_title("input", fontsize=9)
     axes[1].imshow(heat, cmap="inferno")
     axes[1].set_title("attention rollout", fontsize=9)
-    _show_image(axes[2], image)
+    show_image(axes[2], image)
     axes[2].imshow(heat, cmap="inferno", alpha=0.55)
     axes[2].set_title("overlay", fontsize=9)
     for ax in axes:
         ax.axis("off")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, title, fontsize=10, dpi=100)
 
 
 def plot_image_heads(image: torch.Tensor, maps: torch.Tensor, heads: list[int], path: Path, title: str) -> Path:
@@ -88,11 +73,7 @@ def plot_image_heads(image: torch.Tensor, maps: torch.Tensor, heads: list[int], 
     for ax in axes.flat:
         ax.axis("off")
     for ax, m, h in zip(axes.flat, maps, heads):
-        _show_image(ax, image)
+        show_image(ax, image)
         ax.imshow(_upsample(m, size).numpy(), cmap="inferno", alpha=0.6)
         ax.set_title(f"head {h}", fontsize=9)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, title, fontsize=9, dpi=100)
