@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from nnzoo import Callback, Trainer
 from nnzoo.data import write_idx
 
 IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -98,3 +99,14 @@ def serve_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             runs[name] = root / name
             assert main(["train", *args, "--out", str(runs[name]), *quick]) == 0, name
     return runs
+
+
+class StopAfter(Callback):
+    """Simulates Ctrl-C right after epoch ``n`` was checkpointed (the resume tests of every family)."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict) -> None:
+        if epoch + 1 == self.n:
+            raise KeyboardInterrupt

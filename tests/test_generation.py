@@ -1,10 +1,8 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
-import torch
 from torch import nn
 
 from nnzoo import Trainer, TrainConfig, load_dataset

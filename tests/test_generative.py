@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import StopAfter
 from nnzoo import Callback, RunConfig, Split, Trainer, TrainConfig, api, checkpoint, create_model, load_dataset
 from nnzoo.config import DataConfig
 from nnzoo.data import dataset_spec
@@ -176,14 +177,6 @@ def _gan_config(judge: str) -> RunConfig:
         train=TrainConfig(epochs=3, batch_size=128, optimizer="adam", lr=2e-4, betas=[0.5, 0.999], num_threads=1),
     )  # fmt: skip
 
-
-class StopAfter(Callback):
-    def __init__(self, n: int):
-        self.n = n
-
-    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict) -> None:
-        if epoch + 1 == self.n:
-            raise KeyboardInterrupt
 
 
 def test_gan_resumed_from_a_checkpoint_continues_exactly(tmp_path: Path, digits_judge: Path) -> None:

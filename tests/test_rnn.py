@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from nnzoo import Callback, Trainer, TrainConfig, api, checkpoint, load_dataset
+from conftest import StopAfter
+from nnzoo import Trainer, TrainConfig, api, checkpoint, load_dataset
 from nnzoo.data.spec import DataSpec
 from nnzoo.data.text import CharVocab
 from nnzoo.errors import UserError
@@ -169,14 +170,6 @@ def test_char_lstm_overfits_a_tiny_text(tmp_path: Path) -> None:
 
 
 # ---- resume -----------------------------------------------------------------------------------------------------
-class StopAfter(Callback):
-    def __init__(self, n: int):
-        self.n = n
-
-    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict) -> None:
-        if epoch + 1 == self.n:
-            raise KeyboardInterrupt
-
 
 def test_resume_of_a_recurrent_model_equals_uninterrupted(tmp_path: Path) -> None:
     text = "".join(f"line {i}: to be or not to be, that is the question.\n" for i in range(40))

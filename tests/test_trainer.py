@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import needs_fashion
+from conftest import StopAfter, needs_fashion
 from nnzoo import Callback, Trainer, TrainConfig, create_model, load_dataset
 from nnzoo import api, checkpoint
 from nnzoo.errors import UserError
@@ -39,16 +39,6 @@ def test_simple_cnn_on_a_few_hundred_fashion_mnist_images_beats_chance() -> None
     acc = Trainer(model, cfg, spec=data.spec, progress=False).evaluate(data.test)["accuracy"]
     assert acc > 0.55, acc  # chance is 0.10
 
-
-class StopAfter(Callback):
-    """Simulates Ctrl-C right after epoch ``n`` was checkpointed."""
-
-    def __init__(self, n: int):
-        self.n = n
-
-    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict) -> None:
-        if epoch + 1 == self.n:
-            raise KeyboardInterrupt
 
 
 @pytest.mark.parametrize("recipe_sets", [
