@@ -131,14 +131,17 @@ class TextClassifier(ImageClassifier):
 
     kind = "text-classifier"
 
+    def __init__(self, name: str, run: LoadedRun, settings: Settings):
+        super().__init__(name, run, settings)
+        self.index = {c: i for i, c in enumerate(run.spec.extra["vocab"])}  # character -> id, built once
+
     def info(self) -> dict[str, Any]:
         extra = self.run.spec.extra
         return {**super().info(), "seq_len": self.run.spec.input_shape[0], "vocab_size": len(extra["vocab"])}
 
     def encode(self, text: str) -> tuple[torch.Tensor, list[str]]:
         """The text as (seq_len,) ids, and notes on what was cut or not known."""
-        extra, seq_len = self.run.spec.extra, self.run.spec.input_shape[0]
-        index = {c: i for i, c in enumerate(extra["vocab"])}
+        extra, seq_len, index = self.run.spec.extra, self.run.spec.input_shape[0], self.index
         notes = []
         if len(text) > seq_len:
             notes.append(f"the model reads the first {seq_len} characters; the other {len(text) - seq_len} were cut")
