@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import random
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,7 @@ import torch.nn.functional as F
 
 from nnzoo import Callback, Trainer
 from nnzoo.data import write_idx
+from nnzoo.data.tang_authors import POETS
 
 IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -71,6 +74,38 @@ needs_fashion = pytest.mark.skipif(
 POEMS = ["春眠不覺曉，處處聞啼鳥。夜來風雨聲，花落知多少。", "白日依山盡，黃河入海流。欲窮千里目，更上一層樓。",
          "床前明月光，疑是地上霜。舉頭望明月，低頭思故鄉。", "紅豆生南國，春來發幾枝。願君多采擷，此物最相思。",
          "朝辭白帝彩雲間，千里江陵一日還。兩岸猿聲啼不住，輕舟已過萬重山。", "春水滿四澤，夏雲多奇峰。秋月揚明輝，冬嶺秀孤松。"]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def poetry_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A miniature chinese-poetry/全唐诗 folder: 58 files as upstream, 5-character poems by the five poets (each
+    writing mostly with characters of their own) and by others."""
+    root = tmp_path_factory.mktemp("data")
+    folder = root / "chinese-poetry" / "全唐诗"
+    folder.mkdir(parents=True)
+    rng = random.Random(0)
+    pools = ["春花秋月何時了往事", "國破山河在城春草木", "床前明月光疑是地上", "曾經滄海難為水除卻", "山不在高有仙則名水"]
+    poems = []
+    for author, pool in zip(POETS + ["無名氏"], pools + ["天地玄黃宇宙洪荒日"]):
+        for _ in range(40):
+            lines = ["".join(rng.choice(pool) for _ in range(5)) for _ in range(4)]
+            poems.append({"author": author, "title": "無題",
+                          "paragraphs": [f"{lines[0]}，{lines[1]}。", f"{lines[2]}，{lines[3]}。"]})  # fmt: skip
+    for i, n in enumerate(range(0, 58000, 1000)):
+        chunk = poems if i == 0 else []
+        (folder / f"poet.tang.{n}.json").write_text(json.dumps(chunk, ensure_ascii=False), encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="session")
+def authors_run(poetry_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tang-authors-lstm trained two steps on the miniature 全唐诗 (texts of 32 characters): a text classifier."""
+    from nnzoo import api
+
+    run = tmp_path_factory.mktemp("authors") / "tang-authors-lstm"
+    api.train("tang-authors-lstm", out=run, overrides={"data_dir": str(poetry_dir), "max_steps": 2},
+              sets=[("data.seq_len", 32), ("model_args.hidden", 16), ("train.num_threads", 1)], progress=False)  # fmt: skip
+    return run
 
 
 @pytest.fixture(scope="session")

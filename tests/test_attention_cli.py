@@ -4,7 +4,6 @@ without the key/value cache, draw attention maps, and refuse bad input in one se
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import pytest
@@ -23,27 +22,6 @@ def cli(capsys: pytest.CaptureFixture, *argv: object) -> tuple[int, str, str]:
     code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out, err
-
-
-@pytest.fixture(scope="module")
-def poetry_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A miniature chinese-poetry/全唐诗 folder: 58 files as upstream, 5-character poems by the five poets (each
-    writing mostly with characters of their own) and by others."""
-    root = tmp_path_factory.mktemp("data")
-    folder = root / "chinese-poetry" / "全唐诗"
-    folder.mkdir(parents=True)
-    rng = random.Random(0)
-    pools = ["春花秋月何時了往事", "國破山河在城春草木", "床前明月光疑是地上", "曾經滄海難為水除卻", "山不在高有仙則名水"]
-    poems = []
-    for author, pool in zip(POETS + ["無名氏"], pools + ["天地玄黃宇宙洪荒日"]):
-        for _ in range(40):
-            lines = ["".join(rng.choice(pool) for _ in range(5)) for _ in range(4)]
-            poems.append({"author": author, "title": "無題",
-                          "paragraphs": [f"{lines[0]}，{lines[1]}。", f"{lines[2]}，{lines[3]}。"]})  # fmt: skip
-    for i, n in enumerate(range(0, 58000, 1000)):
-        chunk = poems if i == 0 else []
-        (folder / f"poet.tang.{n}.json").write_text(json.dumps(chunk, ensure_ascii=False), encoding="utf-8")
-    return root
 
 
 @pytest.mark.parametrize("name", RECIPES)

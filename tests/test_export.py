@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_attention_cli import poetry_dir  # noqa: F401  (the fixture: a miniature 全唐诗 folder)
 
 from nnzoo import api, load_dataset
 from nnzoo.cli import main

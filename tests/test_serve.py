@@ -24,7 +24,6 @@ with warnings.catch_warnings():  # Starlette 1.x would rather have httpx2; httpx
 
 import torch  # noqa: E402
 from conftest import POEMS  # noqa: E402
-from test_attention_cli import poetry_dir  # noqa: E402, F401  (the fixture: a miniature 全唐诗 folder)
 
 from nnzoo import api  # noqa: E402
 from nnzoo.cli import build_parser, main  # noqa: E402
@@ -332,13 +331,11 @@ def test_core_works_without_fastapi_and_serve_names_the_extra(serve_runs: dict[s
     assert r.stdout == ""
 
 
-def test_a_text_classifier_takes_text(serve_runs: dict[str, Path], poetry_dir: Path, tmp_path: Path) -> None:
+def test_a_text_classifier_takes_text(serve_runs: dict[str, Path], authors_run: Path) -> None:
     """tang-authors: who wrote this poem? JSON {"text": ...} -> the poets with probabilities; bad bodies -> 4xx."""
     from nnzoo.data.tang_authors import POETS
 
-    run = tmp_path / "tang-authors-lstm"
-    api.train("tang-authors-lstm", out=run, overrides={"data_dir": str(poetry_dir), "max_steps": 2},
-              sets=[("data.seq_len", 32), ("model_args.hidden", 16), ("train.num_threads", 1)], progress=False)  # fmt: skip
+    run = authors_run
     app = build_app([run, serve_runs["digits"]], device="cpu")
     with TestClient(app) as c:
         info = {m["name"]: m for m in c.get("/v1/models").json()["models"]}["tang-authors-lstm"]

@@ -1,5 +1,6 @@
 """The web page of `nnzoo serve` in a real browser (Debian's chromium, driven by Playwright): draw a digit with the
-mouse and read the probabilities shown, write an acrostic poem and a continued prompt, draw new GAN samples.
+mouse and read the probabilities shown, ask who wrote a poem, write an acrostic poem and a continued prompt, draw
+new GAN samples.
 
 Skipped, with the reason, only where chromium or Playwright is missing (.ci/run installs both).
 """
@@ -130,6 +131,35 @@ def test_draw_write_and_gallery(browser, serve_runs: dict[str, Path]) -> None:  
         page.wait_for_function(f"document.querySelector('#samples').src !== {json.dumps(first)}")
         assert page.evaluate("document.querySelector('#samples').naturalWidth") > 0
         assert errors == [] and page.inner_text("#draw-error") == page.inner_text("#write-error") == ""
+
+
+def test_who_wrote_this_poem(browser, authors_run: Path) -> None:
+    """A text classifier's section: the poem typed is sent as text, a bar per poet shows the model's answer, and
+    what the model could not read is said."""
+    with running([authors_run]) as base:
+        page, errors = open_page(browser, base)
+        assert page.is_visible("#authors") and not page.is_visible("#draw") and not page.is_visible("#write")
+        assert "Who wrote this poem? · 这首诗是谁写的？" in page.inner_text("#authors h2")
+        poem = "國破山河在，城春草木深。感時花濺淚，恨別鳥驚心。烽火連三月，家書抵萬金。"  # 50 characters, some unseen
+        page.fill("#authors-text", poem)
+        with page.expect_request(lambda r: r.url.endswith("/v1/models/tang-authors-lstm/predict?top_k=5")) as sent:
+            page.click("#authors-button")
+        assert json.loads(sent.value.post_data) == {"text": poem}
+        page.wait_for_function("document.querySelectorAll('#authors-probs li').length === 5")
+        shown = {li.get_attribute("data-label"): float(li.get_attribute("data-probability"))
+                 for li in page.locator("#authors-probs li").all()}  # fmt: skip
+        with httpx.Client(trust_env=False, timeout=30) as client:
+            answer = client.post(base + "v1/models/tang-authors-lstm/predict?top_k=5", json={"text": poem}).json()
+        assert shown == pytest.approx(answer["probabilities"], abs=1e-6)
+        assert page.inner_text("#authors-prediction").startswith(f"{answer['label']} · ")
+        notes = page.inner_text("#authors-notes")
+        assert "the model reads the first 32 characters" in notes and "never seen in training" in notes
+
+        page.fill("#authors-text", "   ")
+        page.click("#authors-button")
+        page.wait_for_function("document.querySelector('#authors-error').textContent.length > 0")
+        assert "some text in it" in page.inner_text("#authors-error") and page.inner_text("#authors-probs") == ""
+        assert errors == []
 
 
 def test_sections_follow_the_models_loaded(browser, serve_runs: dict[str, Path]) -> None:  # noqa: ANN001

@@ -1,5 +1,6 @@
 // The page of `nnzoo serve`: plain JavaScript, no build step. It asks GET /v1/models what is loaded and shows a
-// section per kind: draw a digit (classifiers), write a poem (language models), a gallery (GANs and VAEs).
+// section per kind: draw a digit (image classifiers), who wrote this poem (text classifiers), write a poem
+// (language models), a gallery (GANs and VAEs).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -149,9 +150,9 @@ async function predict() {
   }
 }
 
-function showProbabilities(model, r) {
-  $("prediction").textContent = `${r.label} · ${(100 * r.probability).toFixed(1)}%`;
-  const list = $("probs");
+// The answer of a classifier: its top class in `prediction`, and a bar per class, in the model's order, in `list`.
+function showProbabilities(model, r, prediction = $("prediction"), list = $("probs")) {
+  prediction.textContent = `${r.label} · ${(100 * r.probability).toFixed(1)}%`;
   list.innerHTML = "";
   for (const name of model.classes) {
     const p = r.probabilities[name];
@@ -174,6 +175,25 @@ function showProbabilities(model, r) {
     list.appendChild(li);
   }
 }
+
+// ---- who wrote this poem? ------------------------------------------------------------------------------------
+$("authors-button").addEventListener("click", async () => {
+  const model = chosen($("authors-model"));
+  const button = $("authors-button");
+  for (const id of ["authors-prediction", "authors-notes", "authors-error"]) $(id).textContent = "";
+  $("authors-probs").innerHTML = "";
+  button.disabled = true;
+  try {
+    const r = await api(`/v1/models/${encodeURIComponent(model.name)}/predict?top_k=${model.num_classes}`,
+                        {text: $("authors-text").value.trim()});
+    showProbabilities(model, r, $("authors-prediction"), $("authors-probs"));
+    $("authors-notes").textContent = (r.notes || []).join("; ");
+  } catch (err) {
+    $("authors-error").textContent = err.message;
+  } finally {
+    button.disabled = false;
+  }
+});
 
 // ---- write a poem ---------------------------------------------------------------------------------------------
 function showAcrosticField() {
@@ -251,13 +271,16 @@ async function start() {
     MODELS = models;
     const of = (kind, test = () => true) => models.filter((m) => m.kind === kind && test(m));
     const classifiers = of("classifier");
+    const readers = of("text-classifier");
     const writers = of("text");
     const drawers = of("images", (m) => m.can_sample);
     $("draw").hidden = classifiers.length === 0;
+    $("authors").hidden = readers.length === 0;
     $("write").hidden = writers.length === 0;
     $("gallery").hidden = drawers.length === 0;
-    $("none").hidden = classifiers.length + writers.length + drawers.length > 0;
+    $("none").hidden = classifiers.length + readers.length + writers.length + drawers.length > 0;
     fillSelect($("draw-model"), classifiers);
+    fillSelect($("authors-model"), readers);
     fillSelect($("write-model"), writers);
     fillSelect($("gallery-model"), drawers);
     $("prompt").maxLength = limits.max_prompt_chars;
