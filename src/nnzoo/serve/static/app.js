@@ -28,6 +28,19 @@ function fillSelect(select, models) {
 
 const chosen = (select) => MODELS.find((m) => m.name === select.value);
 
+// Runs `work` with `button` disabled; the one sentence of an error it raises goes to `errorBox`.
+async function whileBusy(button, errorBox, work) {
+  errorBox.textContent = "";
+  button.disabled = true;
+  try {
+    await work();
+  } catch (err) {
+    errorBox.textContent = err.message;
+  } finally {
+    button.disabled = false;
+  }
+}
+
 // ---- draw a digit ---------------------------------------------------------------------------------------------
 const canvas = $("digit-canvas");
 const pen = canvas.getContext("2d", {willReadFrequently: true});
@@ -177,22 +190,16 @@ function showProbabilities(model, r, prediction = $("prediction"), list = $("pro
 }
 
 // ---- who wrote this poem? ------------------------------------------------------------------------------------
-$("authors-button").addEventListener("click", async () => {
+$("authors-button").addEventListener("click", () => {
   const model = chosen($("authors-model"));
-  const button = $("authors-button");
-  for (const id of ["authors-prediction", "authors-notes", "authors-error"]) $(id).textContent = "";
+  for (const id of ["authors-prediction", "authors-notes"]) $(id).textContent = "";
   $("authors-probs").innerHTML = "";
-  button.disabled = true;
-  try {
+  return whileBusy($("authors-button"), $("authors-error"), async () => {
     const r = await api(`/v1/models/${encodeURIComponent(model.name)}/predict?top_k=${model.num_classes}`,
                         {text: $("authors-text").value.trim()});
     showProbabilities(model, r, $("authors-prediction"), $("authors-probs"));
     $("authors-notes").textContent = (r.notes || []).join("; ");
-  } catch (err) {
-    $("authors-error").textContent = err.message;
-  } finally {
-    button.disabled = false;
-  }
+  });
 });
 
 // ---- write a poem ---------------------------------------------------------------------------------------------
@@ -202,9 +209,8 @@ function showAcrosticField() {
 }
 $("write-model").addEventListener("change", showAcrosticField);
 
-$("write-button").addEventListener("click", async () => {
+$("write-button").addEventListener("click", () => {
   const model = chosen($("write-model"));
-  const button = $("write-button");
   const acrostic = $("acrostic").value.trim();
   const body = {temperature: Number($("temperature").value) || 1.0};
   if (model.acrostic && acrostic) body.acrostic = acrostic;
@@ -213,18 +219,12 @@ $("write-button").addEventListener("click", async () => {
     body.length = Number($("length").value) || 120;
   }
   if ($("text-seed").value !== "") body.seed = Number($("text-seed").value);
-  $("write-error").textContent = "";
-  button.disabled = true;
-  try {
+  return whileBusy($("write-button"), $("write-error"), async () => {
     const r = await api(`/v1/models/${encodeURIComponent(model.name)}/generate`, body);
     $("poem-text").textContent = r.text;
     const notes = (r.notes || []).join("; ");
     $("poem-meta").textContent = `seed 种子 ${r.seed} · ${Math.round(r.tokens_per_s)} chars/s${notes ? " · " + notes : ""}`;
-  } catch (err) {
-    $("write-error").textContent = err.message;
-  } finally {
-    button.disabled = false;
-  }
+  });
 });
 
 // ---- gallery --------------------------------------------------------------------------------------------------
@@ -242,23 +242,16 @@ function showLabelField() {
   });
 }
 
-async function newSamples() {
+function newSamples() {
   const model = chosen($("gallery-model"));
   if (!model) return;
-  const button = $("samples-button");
   const body = {n: 16};
   if (model.conditional) body.label = Number($("gallery-label").value);
-  $("gallery-error").textContent = "";
-  button.disabled = true;
-  try {
+  return whileBusy($("samples-button"), $("gallery-error"), async () => {
     const r = await api(`/v1/models/${encodeURIComponent(model.name)}/generate?format=json`, body);
     $("samples").src = `data:${r.mime};base64,${r.png_base64}`;
     $("samples-meta").textContent = `${r.n} images 张 · seed 种子 ${r.seed}${r.label !== undefined ? " · class 类别 " + r.label : ""}`;
-  } catch (err) {
-    $("gallery-error").textContent = err.message;
-  } finally {
-    button.disabled = false;
-  }
+  });
 }
 $("samples-button").addEventListener("click", newSamples);
 $("gallery-model").addEventListener("change", () => { showLabelField(); newSamples(); });
