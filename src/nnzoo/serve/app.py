@@ -2,7 +2,7 @@
 one rule for errors: a request the server will not do is a 4xx with ``{"error": "one clear sentence"}``.
 
 Endpoints (OpenAPI docs at /docs):
-  GET  /                              the web page: draw a digit, write a poem, a gallery of samples
+  GET  /                              the web page: draw a digit, who wrote this poem, write a poem, a gallery
   GET  /health                        {"status": "ok", "models": [names], "batching": requests and passes}
   GET  /v1/models                     every model (name, family, task, classes or vocabulary size, input shape)
                                       and the server's limits

@@ -1,8 +1,8 @@
 """The models a server holds: what each tells clients about itself, and what it does for predict and generate.
 
 One class per kind of model, registered by task (classification, language-model, gan, autoencoder; images or
-text for classification), so the app never branches on names. Every model runs in its own thread, one request at a time; classifiers batch concurrent
-requests into one forward pass (batching.py). Nothing here imports FastAPI.
+text for classification), so the app never branches on names. Every model runs in its own thread, one request at
+a time; classifiers batch concurrent requests into one forward pass (batching.py). Nothing here imports FastAPI.
 """
 
 from __future__ import annotations
