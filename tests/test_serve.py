@@ -335,8 +335,7 @@ def test_a_text_classifier_takes_text(serve_runs: dict[str, Path], authors_run: 
     """tang-authors: who wrote this poem? JSON {"text": ...} -> the poets with probabilities; bad bodies -> 4xx."""
     from nnzoo.data.tang_authors import POETS
 
-    run = authors_run
-    app = build_app([run, serve_runs["digits"]], device="cpu")
+    app = build_app([authors_run, serve_runs["digits"]], device="cpu")
     with TestClient(app) as c:
         info = {m["name"]: m for m in c.get("/v1/models").json()["models"]}["tang-authors-lstm"]
         assert info["kind"] == "text-classifier" and info["classes"] == POETS and info["seq_len"] == 32
@@ -347,7 +346,7 @@ def test_a_text_classifier_takes_text(serve_runs: dict[str, Path], authors_run: 
         assert abs(sum(body["probabilities"].values()) - 1) < 1e-4
         assert any("first 32 characters" in n for n in body["notes"])
         # The same answer as the model on the text encoded by hand (the dataset's encoding).
-        loaded = api.load_run(run)
+        loaded = api.load_run(authors_run)
         vocab, pad = loaded.spec.extra["vocab"], loaded.spec.extra["pad_id"]
         ids = torch.full((1, 32), pad, dtype=torch.long)
         ids[0] = torch.tensor([vocab.index(ch) if ch in vocab else 0 for ch in poem[:32]])
