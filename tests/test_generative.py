@@ -101,6 +101,7 @@ def test_vae_loss_is_bce_summed_over_pixels_plus_kl_by_hand() -> None:
     bce = F.binary_cross_entropy(recon, x01.flatten(1), reduction="sum")
     kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
     torch.testing.assert_close(out["loss"], (bce + kld) / 5, rtol=1e-5, atol=1e-3)
+    assert torch.equal(out["neg_elbo"], out["loss"])  # the VAE's loss says what it is
     torch.testing.assert_close(out["kl"], kld / 5, rtol=1e-5, atol=1e-4)
 
 

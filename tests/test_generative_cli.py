@@ -60,6 +60,7 @@ def test_every_recipe_trains_and_reports(runs: dict[str, Path], recipe: str) -> 
         assert {"loss", "bce", "mse", "psnr"} <= set(test) and test["bce"] > 0
         assert {"reconstructions.png", "walk.png", "latent.png", "curves.png"} <= report
         assert ("samples.png" in report) == ("vae" in recipe) and ("kl" in test) == ("vae" in recipe)
+        assert ("neg_elbo" in test) == ("vae" in recipe) and "nats per image" in metrics["loss_is"]
         assert ("denoising.png" in report) == ("psnr_noisy" in test) == (recipe == "mnist-denoising-ae")
 
 

@@ -230,6 +230,7 @@ def _finish_run(trainer: Trainer, data: Dataset, cfg: RunConfig, run_dir: Path, 
         "model": cfg.model,
         "dataset": cfg.data.name,
         "test": test,
+        "loss_is": trainer.model.loss_meaning,
         "test_checkpoint": which,
         "best_epoch": trainer.best_epoch,
         "epochs": trainer.epoch,
@@ -277,7 +278,8 @@ def write_reports(history: list[dict[str, Any]], data: Dataset, outputs: torch.T
     with the trainer of the tested weights, also the pictures the model draws itself."""
     folder = run_dir / "report"
     folder.mkdir(parents=True, exist_ok=True)
-    paths = [reports.plot_curves(history, folder / "curves.png", cfg.recipe or cfg.model)] if history else []
+    loss_is = trainer.model.loss_meaning if trainer is not None else None
+    paths = [reports.plot_curves(history, folder / "curves.png", cfg.recipe or cfg.model, loss_is)] if history else []
     task = get_task(data.spec.task)
     if task.write_reports is not None:
         paths += task.write_reports(history, data, outputs, folder, cfg)

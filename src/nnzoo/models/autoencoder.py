@@ -71,6 +71,7 @@ def conv_coder(input_shape: tuple[int, ...], channels: list[int], code: int, lat
 
 
 class Autoencoder(Model):
+    loss_meaning = "reconstruction loss, nats per image: BCE summed over the pixels (loss=mse: MSE times the pixels)"
     """x -> encoder -> z -> decoder -> logits; trained to reconstruct x (BCE summed over pixels, or MSE)."""
 
     task = "autoencoder"
@@ -176,6 +177,8 @@ class VAE(Autoencoder):
     losses are the same single-sample estimate and comparable with its 105.6 on MNIST after 10 epochs.
     """
 
+    loss_meaning = "negative ELBO, nats per image (BCE summed over the pixels + KL); also logged as neg_elbo"
+
     can_sample = True
 
     def encode_dist(self, x01: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -195,7 +198,8 @@ class VAE(Autoencoder):
         terms = self.reconstruction_terms(self.decoder(z), x01)
         # -KL(q(z|x) || N(0, I)) = 1/2 * sum(1 + log sigma^2 - mu^2 - sigma^2)   (Kingma & Welling, appendix B)
         kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)
-        return {"loss": (terms["bce"] + kl).mean(), **{k: v.mean() for k, v in terms.items()}, "kl": kl.mean()}
+        neg_elbo = (terms["bce"] + kl).mean()
+        return {"loss": neg_elbo, "neg_elbo": neg_elbo, **{k: v.mean() for k, v in terms.items()}, "kl": kl.mean()}
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n images in [0, 1] decoded from the prior N(0, I)."""

@@ -27,6 +27,9 @@ class Model(nn.Module):
     # The task decides test metrics, reports and `generate` (see tasks.py). None: the dataset's own task; a
     # generative model trained on an image classification dataset says "autoencoder" or "gan".
     task: str | None = None
+    # What the logged ``loss`` measures, in the words a user would use; written into metrics.json as "loss_is"
+    # and onto the learning-curve axis, so nobody has to guess what "loss 244.05" means.
+    loss_meaning: str = "the training objective"
 
     def compute_loss(self, batch: Batch) -> Metrics:
         """Scalars are averaged and logged; an ``"outputs"`` tensor (e.g. logits) may ride along for reports."""
@@ -46,6 +49,7 @@ class Classifier(Model):
     """Cross-entropy on logits; logs accuracy. Subclasses implement ``forward(x) -> logits (B, classes)``."""
 
     task = "classification"
+    loss_meaning = "cross-entropy, nats per sample"
 
     def __init__(self, label_smoothing: float = 0.0):
         super().__init__()

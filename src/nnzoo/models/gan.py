@@ -148,6 +148,8 @@ class GAN(Model):
     """A generator and a discriminator trained against each other; conditional when ``num_classes`` > 0 (Mirza &
     Osindero 2014, "Conditional Generative Adversarial Nets": both networks also see the one-hot label)."""
 
+    loss_meaning = "d_loss + g_loss, a sum of the two players' BCE losses: no measure of quality (watch fd)"
+
     task = "gan"
     can_sample = True
 

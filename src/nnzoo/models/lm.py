@@ -18,6 +18,7 @@ from .base import Batch, Metrics, Model
 
 class LanguageModel(Model):
     task = "language-model"
+    loss_meaning = "cross-entropy of the next token, nats per token (perplexity = exp(loss))"
     max_context: int | None = None  # the longest input the model can attend to (None: unbounded, as an RNN)
 
     def step(self, ids: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:

@@ -287,6 +287,7 @@ class CharRNN(LanguageModel):
 
 # ---- forecasting ----------------------------------------------------------------------------------------------------
 class RNNForecaster(Model):
+    loss_meaning = "mean squared error of the scaled series (MAE and RMSE in the series' own units are reported)"
     """A window of past values (B, L, F) -> the next ``horizon`` values of the first feature (B, horizon).
 
     With ``relative=True`` (the default) the network sees the window minus its last value and predicts the change

@@ -6,6 +6,7 @@ matplotlib is imported here only, lazily, and always with the file-only Agg back
 from __future__ import annotations
 
 import contextlib
+import textwrap
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,7 +78,8 @@ def quiet_glyphs(labels: list[str] | str = "") -> Iterator[None]:
         yield
 
 
-def plot_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> Path:
+def plot_curves(history: list[dict[str, Any]], path: Path, title: str = "", loss_is: str | None = None) -> Path:
+    """Loss (and accuracy) per epoch; ``loss_is`` says on the axis what the loss measures (a model's loss_meaning)."""
     plt = _plt()
     epochs = [h["epoch"] for h in history]
     metrics = [m for m in ("loss", "accuracy") if any(m in h for h in history)]
@@ -88,7 +90,7 @@ def plot_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> P
             if any(y is not None for y in ys):
                 ax.plot(epochs, ys, style, label=("validation " if prefix else "train ") + m, markersize=3)
         ax.set_xlabel("epoch")
-        ax.set_ylabel(m)
+        ax.set_ylabel(textwrap.fill(f"loss: {loss_is}", 48) if m == "loss" and loss_is else m)
         ax.grid(alpha=0.3)
         ax.legend()
     return save_figure(fig, path, title)
