@@ -52,6 +52,10 @@ class ExportPlan:
     # What the export is checked against, when ``module`` is a twin of the trained model built for exporting.
     reference: nn.Module | None = None
     checked: str = ""  # what the check ran, in words (default: "a batch of N")
+    # Run onnxscript's graph optimizer after the ONNX export. Off for graphs unrolled step by step (a masked RNN
+    # twin: thousands of nodes, where its pattern rewriter takes minutes); onnxruntime optimises every graph itself
+    # when it loads it.
+    optimize: bool = True
 
 
 class NormalizedClassifier(nn.Module):
@@ -105,7 +109,8 @@ def text_classifier_plan(run: Any) -> ExportPlan:
     # A model whose training form does not export (packed sequences) offers a twin that computes the same logits.
     model = run.model.eval()
     module = model.export_twin() if hasattr(model, "export_twin") else model
-    return ExportPlan(module, (example,), (check,), ["ids"], ["logits"], notes, docs=docs, meta=meta, reference=model)
+    return ExportPlan(module, (example,), (check,), ["ids"], ["logits"], notes, docs=docs, meta=meta, reference=model,
+                      optimize=module is model)  # fmt: skip
 
 
 def real_test_inputs(run: Any, n: int) -> tuple[torch.Tensor | None, list[str]]:
@@ -190,7 +195,8 @@ def _onnx(plan: ExportPlan, path: Path) -> Call:
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():  # the exporter narrates each pass
         warnings.simplefilter("ignore")
         torch.onnx.export(plan.module, plan.example, str(path), input_names=plan.input_names,
-                          output_names=plan.output_names, dynamic_shapes=shapes, dynamo=True)  # fmt: skip
+                          output_names=plan.output_names, dynamic_shapes=shapes, dynamo=True,
+                          optimize=plan.optimize)  # fmt: skip
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     wanted = {i.name for i in session.get_inputs()}  # the exporter drops inputs the graph does not use
 
