@@ -144,7 +144,11 @@ def test_concurrent_predicts_share_one_forward_pass(serve_runs: dict[str, Path])
     sizes.clear()
     responses = asyncio.run(_concurrently(app, 3))  # max_batch 2: one pass of 2, then one of 1
     assert sizes == [2, 1] and [r.status_code for r in responses] == [200] * 3
-    assert [r.json()["probabilities"] for r in responses[:2]] == pytest.approx(batched, abs=1e-6)
+    alone = [r.json()["probabilities"] for r in responses[:2]]
+    assert [list(a) for a in alone] == [list(b) for b in batched]  # the same classes, in the same order
+    for a, b in zip(alone, batched):  # pytest.approx takes no list of dicts: compare dict by dict, key by key
+        for k in b:
+            assert a[k] == pytest.approx(b[k], abs=1e-6), k
     assert served.batcher.forwards == 3 and served.batcher.served == 5
     with TestClient(app) as c:
         assert c.get("/health").json()["batching"] == {"digits": {"requests": 5, "forward_passes": 3}}
