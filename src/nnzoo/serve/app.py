@@ -62,7 +62,7 @@ PREDICT_BODY = {"requestBody": {"required": True, "content": {
                        "size is used as it is, any other is prepared as an uploaded image"}}}}}}}  # fmt: skip
 
 
-def create_app(models: dict[str, Served]) -> FastAPI:
+def create_app(models: dict[str, Served], body_timeout: float = limits.BODY_TIMEOUT_S) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202
         yield
@@ -73,6 +73,7 @@ def create_app(models: dict[str, Served]) -> FastAPI:
                   description="Classify images and generate text or images with trained nnzoo runs.")  # fmt: skip
     app.state.models = models
     app.add_middleware(LimitBody, max_bytes=limits.MAX_BODY_BYTES)
+    app.add_middleware(BodyDeadline, seconds=body_timeout)
     _add_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -257,3 +258,33 @@ class LimitBody:
             return message
 
         await self.app(scope, limited, send)
+
+
+class BodyDeadline:
+    """ASGI middleware: a request body must have arrived whole within ``seconds`` of its headers, or the answer is
+    408 and the connection is closed, so a client sending a byte a second cannot hold a connection (and a model's
+    queue) for hours. Only the body is timed: waiting for the client to leave afterwards is not."""
+
+    def __init__(self, app: Any, seconds: float):
+        self.app, self.seconds = app, seconds
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.seconds
+        done = False
+
+        async def timed() -> dict:
+            nonlocal done
+            if done:
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0))
+            except TimeoutError:
+                raise HTTPException(408, f"The request body took longer than {self.seconds:g} s to arrive.",
+                                    headers={"Connection": "close"}) from None  # fmt: skip
+            done = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        await self.app(scope, timed, send)
