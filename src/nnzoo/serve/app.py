@@ -8,7 +8,8 @@ Endpoints (OpenAPI docs at /docs):
                                       and the server's limits
   POST /v1/models/{name}/predict      an image as a multipart file field ``file``, or JSON {"pixels": [[...]]}
                                       (a text classifier: JSON {"text": "..."});
-                                      ?top_k=3 -> the label and the top-k classes with probabilities
+                                      ?top_k=3 -> the label and the top-k classes with probabilities;
+                                      ?show_input=true adds the prepared image the model saw
   POST /v1/models/{name}/generate     JSON options -> text (language models), or a PNG grid (GAN / VAE); with
                                       ?format=json the grid comes base64-encoded in JSON, with its seed
 """
@@ -102,7 +103,9 @@ def create_app(models: dict[str, Served], body_timeout: float = limits.BODY_TIME
         return get(name).info()
 
     @app.post("/v1/models/{name}/predict", openapi_extra=PREDICT_BODY)
-    async def predict(name: str, request: Request, top_k: int = Query(3, ge=1)) -> dict[str, Any]:
+    async def predict(name: str, request: Request, top_k: int = Query(3, ge=1),
+                      show_input: bool = Query(False, description="images: answer with the model's input too, "
+                                               "as `input` (what the web page shows)")) -> dict[str, Any]:  # fmt: skip
         """Class probabilities for one image (a multipart file field `file`, or JSON {"pixels": [[...]]}), or for
         one text for a text classifier (JSON {"text": "..."})."""
         served = get(name)
@@ -120,7 +123,10 @@ def create_app(models: dict[str, Served], body_timeout: float = limits.BODY_TIME
         else:
             raise UnsupportedMedia("Send the image as multipart/form-data (a file field named 'file') or as JSON "
                                    f'{{"pixels": [[...]]}}, not {kind or "a body without a content type"}.')  # fmt: skip
-        return await served.predict(x, top_k)
+        answer = await served.predict(x, top_k)
+        if show_input:  # (H, W) for grayscale, (H, W, C) for colour: a pixels array the model takes as it is
+            answer["input"] = (x[0] if x.shape[0] == 1 else x.permute(1, 2, 0)).tolist()
+        return answer
 
     @app.post("/v1/models/{name}/generate", responses={200: {"content": {"image/png": {}}, "description":
               "JSON for language models; a PNG grid for GANs and VAEs (JSON with base64 under ?format=json)"}})
