@@ -15,9 +15,9 @@ import pytest
 
 pytest.importorskip("uvicorn", reason='nnzoo serve needs its extra: pip install "nnzoo[serve]"')
 
-from nnzoo.cli import build_parser  # noqa: E402
-from nnzoo.serve import build_app, listen  # noqa: E402
-from nnzoo.serve.connections import uvicorn_config  # noqa: E402
+from nnzoo.cli import build_parser, main
+from nnzoo.serve import build_app, listen
+from nnzoo.serve.connections import uvicorn_config
 
 WAIT_S = 10  # the most any read waits: only reached when the server fails to act
 
@@ -136,9 +136,14 @@ def test_past_the_connection_cap_requests_get_503(serve_runs: dict[str, Path]) -
                 s.close()
 
 
-def test_serve_flags() -> None:
+def test_serve_flags(serve_runs: dict[str, Path], capsys: pytest.CaptureFixture) -> None:
     args = build_parser().parse_args(["serve", "run", "--header-timeout", "2.5", "--body-timeout", "5",
                                       "--max-connections", "8"])  # fmt: skip
     assert (args.header_timeout, args.body_timeout, args.max_connections) == (2.5, 5.0, 8)
     args = build_parser().parse_args(["serve", "run"])
     assert args.header_timeout is args.body_timeout is args.max_connections is None  # serve's defaults: 10, 30, 256
+    for flag, value, sentence in [("--header-timeout", "0", "--header-timeout must be a number of seconds above 0"),
+                                  ("--body-timeout", "nan", "--body-timeout must be a number of seconds above 0"),
+                                  ("--max-connections", "0", "--max-connections must be at least 1")]:  # fmt: skip
+        assert main(["serve", str(serve_runs["digits"]), flag, value, "--port", "0"]) == 2  # refused before serving
+        assert sentence in capsys.readouterr().err
