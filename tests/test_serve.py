@@ -13,6 +13,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
@@ -122,6 +123,25 @@ def test_predict_pixels_in_every_layout(client: TestClient) -> None:
         assert r.status_code == 200 and len(r.json()["top_k"]) == 10
 
 
+def test_a_canvas_is_prepared_as_a_file_whichever_its_colours(client: TestClient) -> None:
+    """The page sends its canvas at its own size; white on black and black on white are the same drawing."""
+    img = Image.new("L", (280, 280), 0)
+    ImageDraw.Draw(img).line([(70, 60), (210, 60), (120, 230)], fill=255, width=20)
+    white_on_black = np.asarray(img).tolist()
+    black_on_white = [[255 - v for v in row] for row in white_on_black]
+    answers = []
+    for pixels in (white_on_black, black_on_white):
+        r = client.post("/v1/models/digits/predict", json={"pixels": pixels}, params={"show_input": "true"})
+        assert r.status_code == 200, r.text
+        answers.append(r.json())
+    assert answers[0]["input"] == answers[1]["input"] and answers[0]["probabilities"] == answers[1]["probabilities"]
+    seen = answers[0]["input"]
+    assert len(seen) == 8 and seen[-1][0] < 50 and max(seen[0]) > 100  # the 8x8 the model took: a 7, white on black
+    again = client.post("/v1/models/digits/predict", json={"pixels": seen}, params={"show_input": "true"}).json()
+    assert again["input"] == seen  # in the model's format already: taken as it is
+    assert "input" not in client.post("/v1/models/digits/predict", json={"pixels": seen}).json()
+
+
 async def _concurrently(app, n: int) -> list:  # noqa: ANN001
     import httpx
 
@@ -144,7 +164,11 @@ def test_concurrent_predicts_share_one_forward_pass(serve_runs: dict[str, Path])
     sizes.clear()
     responses = asyncio.run(_concurrently(app, 3))  # max_batch 2: one pass of 2, then one of 1
     assert sizes == [2, 1] and [r.status_code for r in responses] == [200] * 3
-    assert [r.json()["probabilities"] for r in responses[:2]] == pytest.approx(batched, abs=1e-6)
+    alone = [r.json()["probabilities"] for r in responses[:2]]
+    assert [list(a) for a in alone] == [list(b) for b in batched]  # the same classes, in the same order
+    for a, b in zip(alone, batched):  # pytest.approx takes no list of dicts: compare dict by dict, key by key
+        for k in b:
+            assert a[k] == pytest.approx(b[k], abs=1e-6), k
     assert served.batcher.forwards == 3 and served.batcher.served == 5
     with TestClient(app) as c:
         assert c.get("/health").json()["batching"] == {"digits": {"requests": 5, "forward_passes": 3}}

@@ -83,7 +83,7 @@ def test_draw_write_and_gallery(browser, serve_runs: dict[str, Path]) -> None:  
         # Draw a 7 with the mouse; lifting it asks for a prediction.
         box = page.locator("#digit-canvas").bounding_box()
         x, y = box["x"], box["y"]
-        with page.expect_request(lambda r: r.url.endswith("/v1/models/digits/predict?top_k=10")) as sent:
+        with page.expect_request(lambda r: "/v1/models/digits/predict?top_k=10" in r.url) as sent:
             page.mouse.move(x + 70, y + 60)
             page.mouse.down()
             page.mouse.move(x + 210, y + 60, steps=10)
@@ -96,14 +96,24 @@ def test_draw_write_and_gallery(browser, serve_runs: dict[str, Path]) -> None:  
         top = max(shown, key=shown.get)
         assert page.inner_text("#prediction").startswith(f"{top} · ") and page.inner_text("#probs li.top").startswith(top)
 
-        # What the page sent: the drawing shrunk to the model's 8x8 input, ink in the top row and the diagonal.
+        # What the page sent: the canvas as it is (280x280, white on black), for the server to prepare as a file.
         pixels = json.loads(sent.value.post_data)["pixels"]
-        assert len(pixels) == 8 and all(len(row) == 8 for row in pixels)
-        assert max(pixels[0]) > 100 and max(pixels[-1]) > 100 and pixels[-1][0] < 50
-        # ...and the probabilities shown are the model's answer to it.
+        assert len(pixels) == 280 and all(len(row) == 280 for row in pixels) and pixels[0][0] == 0
+        # ...the probabilities shown are the model's answer to it, and what the model saw is the drawing shrunk
+        # to its 8x8 input by images.py: ink in the top row and along the diagonal, shown beside the drawing.
         with httpx.Client(trust_env=False, timeout=30) as client:  # straight to loopback, whatever the proxy settings
-            answer = client.post(base + "v1/models/digits/predict?top_k=10", json={"pixels": pixels}).json()
+            answer = client.post(base + "v1/models/digits/predict?top_k=10&show_input=true",
+                                 json={"pixels": pixels}).json()  # fmt: skip
         assert shown == pytest.approx(answer["probabilities"], abs=1e-6)
+        seen = answer["input"]
+        assert len(seen) == 8 and all(len(row) == 8 for row in seen)
+        assert max(seen[0]) > 100 and max(seen[-1]) > 100 and seen[-1][0] < 50
+        preview = page.evaluate("""() => {
+            const c = document.createElement("canvas"); c.width = c.height = 8;
+            const g = c.getContext("2d"); g.imageSmoothingEnabled = false;
+            g.drawImage(document.querySelector("#model-input"), 0, 0, 8, 8);
+            return Array.from(g.getImageData(0, 0, 8, 8).data.filter((_, i) => i % 4 === 0)); }""")
+        assert preview == [v for row in seen for v in row]  # the page shows exactly what the model saw
 
         # An acrostic poem (藏头诗): each line starts with the given character.
         page.fill("#acrostic", "春夏")

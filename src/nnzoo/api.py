@@ -432,13 +432,17 @@ def attention(run_dir: str | os.PathLike, input: str, *, layer: int | None = Non
 
 def serve(run_dirs: Sequence[str | os.PathLike], *, host: str | None = None, port: int = 8000,
           device: str | None = None, max_batch: int | None = None, batch_wait_ms: float | None = None,
+          header_timeout: float | None = None, body_timeout: float | None = None, max_connections: int | None = None,
           quiet: bool = False) -> None:  # fmt: skip
     """Serve runs over HTTP until interrupted: predict / generate endpoints, a web page, docs at /docs (needs
-    ``pip install "nnzoo[serve]"``). Listens on 127.0.0.1 unless ``host`` says otherwise."""
+    ``pip install "nnzoo[serve]"``). Listens on 127.0.0.1 unless ``host`` says otherwise. Headers must arrive
+    within ``header_timeout`` s (default 10), a body within ``body_timeout`` s more (default 30); at most
+    ``max_connections`` (default 256) are served at once. None: the default."""
     from .serve import serve as _serve
 
+    edges = {"header_timeout": header_timeout, "body_timeout": body_timeout, "max_connections": max_connections}
     _serve(run_dirs, host=host, port=port, device=device, max_batch=max_batch, batch_wait_ms=batch_wait_ms,
-           quiet=quiet)  # fmt: skip
+           quiet=quiet, **{k: v for k, v in edges.items() if v is not None})  # fmt: skip
 
 
 # ---- explore ---------------------------------------------------------------------------------------------------------

@@ -105,6 +105,12 @@ def _add_run_verbs(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-batch", type=int, help="predict requests stacked into one forward pass (default 32)")
     p.add_argument("--batch-wait-ms", type=float, help="how long a request waits for others to join its batch "
                                                        "(default 5)")  # fmt: skip
+    p.add_argument("--header-timeout", type=float, metavar="S", help="seconds a client has to send a request's "
+                   "headers, from connecting or from the first byte of its next request (default 10)")  # fmt: skip
+    p.add_argument("--body-timeout", type=float, metavar="S", help="seconds a client has to send a request's body "
+                   "once its headers are in, else 408 (default 30)")  # fmt: skip
+    p.add_argument("--max-connections", type=int, metavar="N", help="connections served at once; a request on "
+                   "one more is answered 503 (default 256)")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no line per request")
 
     p = sub.add_parser("report", help="regenerate a run's PNG reports")
@@ -213,7 +219,8 @@ def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
             print("\n".join(r["files"]))
     elif args.verb == "serve":
         api.serve(args.run_dirs, host=args.host, port=args.port, device=args.device, max_batch=args.max_batch,
-                  batch_wait_ms=args.batch_wait_ms, quiet=args.quiet)  # fmt: skip
+                  batch_wait_ms=args.batch_wait_ms, header_timeout=args.header_timeout,
+                  body_timeout=args.body_timeout, max_connections=args.max_connections, quiet=args.quiet)  # fmt: skip
     elif args.verb == "report":
         for p in api.report(args.run_dir, data_dir=args.data_dir, device=args.device):
             print(p)

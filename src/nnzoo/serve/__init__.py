@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import UserError
+from .limits import BODY_TIMEOUT_S, HEADER_TIMEOUT_S, MAX_CONNECTIONS
 from .served import Served, Settings, load_models
 
 if TYPE_CHECKING:
@@ -59,9 +60,10 @@ def choose_host(host: str | None) -> tuple[str, str | None]:
 
 
 def build_app(run_dirs: Sequence[str | os.PathLike], *, device: str | None = None, max_batch: int | None = None,
-              batch_wait_ms: float | None = None) -> FastAPI:  # fmt: skip
+              batch_wait_ms: float | None = None, body_timeout: float = BODY_TIMEOUT_S) -> FastAPI:  # fmt: skip
     """The FastAPI application serving these run folders (what `nnzoo serve` runs; a test client can call it)."""
     require_packages(("fastapi", "python-multipart"))
+    _check_positive("--body-timeout", body_timeout)
     settings = Settings(device=device or "auto")
     if max_batch is not None:
         if max_batch < 1:
@@ -73,7 +75,12 @@ def build_app(run_dirs: Sequence[str | os.PathLike], *, device: str | None = Non
         settings.batch_wait_ms = batch_wait_ms
     from .app import create_app
 
-    return create_app(load_models([Path(d) for d in run_dirs], settings))
+    return create_app(load_models([Path(d) for d in run_dirs], settings), body_timeout=body_timeout)
+
+
+def _check_positive(flag: str, value: float) -> None:
+    if not value > 0 or value == float("inf"):
+        raise UserError(f"{flag} must be a number of seconds above 0, not {value}.")
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -97,19 +104,28 @@ def url(sock: socket.socket) -> str:
 
 def serve(run_dirs: Sequence[str | os.PathLike], *, host: str | None = None, port: int = DEFAULT_PORT,
           device: str | None = None, max_batch: int | None = None, batch_wait_ms: float | None = None,
-          quiet: bool = False) -> None:  # fmt: skip
-    """Serve the runs until interrupted (Ctrl-C)."""
+          header_timeout: float = HEADER_TIMEOUT_S, body_timeout: float = BODY_TIMEOUT_S,
+          max_connections: int = MAX_CONNECTIONS, quiet: bool = False) -> None:  # fmt: skip
+    """Serve the runs until interrupted (Ctrl-C). A request's headers must arrive within ``header_timeout`` seconds
+    and its body within ``body_timeout`` more (else 408 and the connection closed); at most ``max_connections``
+    connections are served at once (a request on one more gets 503)."""
     require_packages()
     import uvicorn
 
+    _check_positive("--header-timeout", header_timeout)
+    if max_connections < 1:
+        raise UserError(f"--max-connections must be at least 1, not {max_connections}.")
     host, warning = choose_host(host)
-    app = build_app(run_dirs, device=device, max_batch=max_batch, batch_wait_ms=batch_wait_ms)
+    app = build_app(run_dirs, device=device, max_batch=max_batch, batch_wait_ms=batch_wait_ms,
+                    body_timeout=body_timeout)  # fmt: skip
+    from .connections import uvicorn_config
+
+    config = uvicorn_config(app, header_timeout=header_timeout, max_connections=max_connections, quiet=quiet)
     sock = listen(host, port)
     if warning:
         print(f"warning: {warning}", file=sys.stderr, flush=True)
     print(f"nnzoo serve: {len(app.state.models)} model(s) ({', '.join(app.state.models)}) at {url(sock)} "
           f"(API docs at {url(sock)}docs); Ctrl-C stops", flush=True)
-    config = uvicorn.Config(app, log_level="info", access_log=not quiet, lifespan="on")
     uvicorn.Server(config).run(sockets=[sock])
 
 

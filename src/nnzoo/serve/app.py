@@ -8,7 +8,8 @@ Endpoints (OpenAPI docs at /docs):
                                       and the server's limits
   POST /v1/models/{name}/predict      an image as a multipart file field ``file``, or JSON {"pixels": [[...]]}
                                       (a text classifier: JSON {"text": "..."});
-                                      ?top_k=3 -> the label and the top-k classes with probabilities
+                                      ?top_k=3 -> the label and the top-k classes with probabilities;
+                                      ?show_input=true adds the prepared image the model saw
   POST /v1/models/{name}/generate     JSON options -> text (language models), or a PNG grid (GAN / VAE); with
                                       ?format=json the grid comes base64-encoded in JSON, with its seed
 """
@@ -62,7 +63,7 @@ PREDICT_BODY = {"requestBody": {"required": True, "content": {
                        "size is used as it is, any other is prepared as an uploaded image"}}}}}}}  # fmt: skip
 
 
-def create_app(models: dict[str, Served]) -> FastAPI:
+def create_app(models: dict[str, Served], body_timeout: float = limits.BODY_TIMEOUT_S) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202
         yield
@@ -73,6 +74,7 @@ def create_app(models: dict[str, Served]) -> FastAPI:
                   description="Classify images and generate text or images with trained nnzoo runs.")  # fmt: skip
     app.state.models = models
     app.add_middleware(LimitBody, max_bytes=limits.MAX_BODY_BYTES)
+    app.add_middleware(BodyDeadline, seconds=body_timeout)
     _add_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -101,7 +103,9 @@ def create_app(models: dict[str, Served]) -> FastAPI:
         return get(name).info()
 
     @app.post("/v1/models/{name}/predict", openapi_extra=PREDICT_BODY)
-    async def predict(name: str, request: Request, top_k: int = Query(3, ge=1)) -> dict[str, Any]:
+    async def predict(name: str, request: Request, top_k: int = Query(3, ge=1),
+                      show_input: bool = Query(False, description="images: answer with the model's input too, "
+                                               "as `input` (what the web page shows)")) -> dict[str, Any]:  # fmt: skip
         """Class probabilities for one image (a multipart file field `file`, or JSON {"pixels": [[...]]}), or for
         one text for a text classifier (JSON {"text": "..."})."""
         served = get(name)
@@ -119,7 +123,10 @@ def create_app(models: dict[str, Served]) -> FastAPI:
         else:
             raise UnsupportedMedia("Send the image as multipart/form-data (a file field named 'file') or as JSON "
                                    f'{{"pixels": [[...]]}}, not {kind or "a body without a content type"}.')  # fmt: skip
-        return await served.predict(x, top_k)
+        answer = await served.predict(x, top_k)
+        if show_input:  # (H, W) for grayscale, (H, W, C) for colour: a pixels array the model takes as it is
+            answer["input"] = (x[0] if x.shape[0] == 1 else x.permute(1, 2, 0)).tolist()
+        return answer
 
     @app.post("/v1/models/{name}/generate", responses={200: {"content": {"image/png": {}}, "description":
               "JSON for language models; a PNG grid for GANs and VAEs (JSON with base64 under ?format=json)"}})
@@ -257,3 +264,33 @@ class LimitBody:
             return message
 
         await self.app(scope, limited, send)
+
+
+class BodyDeadline:
+    """ASGI middleware: a request body must have arrived whole within ``seconds`` of its headers, or the answer is
+    408 and the connection is closed, so a client sending a byte a second cannot hold a connection (and a model's
+    queue) for hours. Only the body is timed: waiting for the client to leave afterwards is not."""
+
+    def __init__(self, app: Any, seconds: float):
+        self.app, self.seconds = app, seconds
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.seconds
+        done = False
+
+        async def timed() -> dict:
+            nonlocal done
+            if done:
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0))
+            except TimeoutError:
+                raise HTTPException(408, f"The request body took longer than {self.seconds:g} s to arrive.",
+                                    headers={"Connection": "close"}) from None  # fmt: skip
+            done = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        await self.app(scope, timed, send)

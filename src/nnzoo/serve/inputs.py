@@ -1,8 +1,9 @@
 """A predict request's image, from an uploaded file or a JSON ``pixels`` array, as the uint8 tensor the model takes.
 
-An uploaded file goes through the same preparation as `nnzoo predict` (images.py: invert a light background, crop
-to the content, pad, resize). A ``pixels`` array of exactly the model's input size is taken as it is (the page
-prepares its drawing itself, so what it shows is what the model sees); any other size is prepared as a file is.
+An uploaded file goes through the same preparation as `nnzoo predict` (images.py: the rule of the model's
+dataset). So does a ``pixels`` array (the web page sends its canvas as it is, at its own size, white on black or
+black on white), except one already in the dataset's format (the model's input size and channels, a dark
+background), which images.py leaves exactly as it is.
 """
 
 from __future__ import annotations
@@ -52,10 +53,7 @@ def from_pixels(pixels: Any, spec: DataSpec) -> torch.Tensor:
     if lo < 0 or hi > 255:
         raise Invalid(f"pixels must lie in 0..1 or 0..255, not {lo:g}..{hi:g}.")
     u8 = np.round(a * 255 if hi <= 1 else a).astype(np.uint8)  # (H, W) or (H, W, C)
-    c, h, w = spec.input_shape
     channels = 1 if u8.ndim == 2 else u8.shape[2]
-    if u8.shape[:2] == (h, w) and channels == c:
-        return torch.from_numpy(u8.reshape(h, w, c).copy()).permute(2, 0, 1).contiguous()  # (C, H, W) as given
     img = Image.fromarray(u8 if channels != 1 else u8.reshape(u8.shape[0], u8.shape[1]), _MODES[channels])
     return to_model_input(img, spec)
 

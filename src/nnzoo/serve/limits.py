@@ -20,6 +20,10 @@ MAX_SEED = 2**31 - 1
 MAX_PENDING = 256  # requests waiting per model before the server answers "busy" (503)
 MAX_BATCH = 32  # predict requests stacked into one forward pass
 BATCH_WAIT_MS = 5.0  # how long the first request of a batch waits for others to join it
+# The server's edges (`nnzoo serve --header-timeout --body-timeout --max-connections`; see connections.py).
+HEADER_TIMEOUT_S = 10.0  # from a connection (or the next request on it) to the end of its headers
+BODY_TIMEOUT_S = 30.0  # from the headers to the end of the body: 2 MB at 70 kB/s
+MAX_CONNECTIONS = 256  # open at once; a request on one more is answered 503
 
 
 def as_dict() -> dict[str, float | int]:

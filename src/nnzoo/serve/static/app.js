@@ -97,67 +97,58 @@ $("clear-button").addEventListener("click", clearCanvas);
 $("predict-button").addEventListener("click", () => predict());
 $("draw-model").addEventListener("change", () => predict());
 
-// The model's input from the drawing, prepared as images.py prepares a file: crop to the ink, pad to a square in
-// which the ink fills the share of the frame it does in training (20/28 for MNIST), then shrink, by halves
-// first so the browser averages pixels instead of skipping them.
-function modelPixels(model) {
-  const [, height, width] = model.input_shape;
+// The drawing as it is, at the canvas's own size: one gray value per pixel (the canvas is gray, so its red
+// channel). The server prepares it as it prepares an uploaded file (images.py, by the rule of the model's
+// dataset), and answers with what the model saw, which the page shows beside the drawing.
+function canvasPixels() {
   const {data} = pen.getImageData(0, 0, canvas.width, canvas.height);
-  let x0 = canvas.width, y0 = canvas.height, x1 = -1, y1 = -1;
+  const rows = [];
+  let ink = false;
   for (let y = 0; y < canvas.height; y++) {
+    const row = new Array(canvas.width);
     for (let x = 0; x < canvas.width; x++) {
-      if (data[4 * (y * canvas.width + x)] > 32) {
-        x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y);
-      }
+      row[x] = data[4 * (y * canvas.width + x)];
+      ink = ink || row[x] > 32;
     }
+    rows.push(row);
   }
-  if (x1 < 0) return null;
-  const w = x1 - x0 + 1, h = y1 - y0 + 1;
-  let size = Math.ceil(Math.max(w, h) / (model.content_fraction || 1));
-  let current = document.createElement("canvas");
-  current.width = current.height = size;
-  const c = current.getContext("2d");
-  c.fillStyle = "black";
-  c.fillRect(0, 0, size, size);
-  c.drawImage(canvas, x0, y0, w, h, Math.floor((size - w) / 2), Math.floor((size - h) / 2), w, h);
-  while (size / 2 >= 2 * Math.max(width, height)) {
-    const half = document.createElement("canvas");
-    half.width = half.height = Math.floor(size / 2);
-    const hc = half.getContext("2d");
-    hc.imageSmoothingQuality = "high";
-    hc.drawImage(current, 0, 0, size, size, 0, 0, half.width, half.height);
-    current = half;
-    size = half.width;
-  }
+  return ink ? rows : null;
+}
+
+// The model's input (rows of gray values, or of [r, g, b]) drawn large, pixel by pixel.
+function showModelInput(rows) {
+  const height = rows.length, width = rows[0].length;
   const small = document.createElement("canvas");
   small.width = width;
   small.height = height;
-  const sc = small.getContext("2d", {willReadFrequently: true});
-  sc.imageSmoothingQuality = "high";
-  sc.drawImage(current, 0, 0, size, size, 0, 0, width, height);
+  const sc = small.getContext("2d");
+  const image = sc.createImageData(width, height);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const v = rows[y][x];
+      const [r, g, b] = Array.isArray(v) ? v : [v, v, v];
+      image.data.set([r, g, b, 255], 4 * (y * width + x));
+    }
+  }
+  sc.putImageData(image, 0, 0);
   const preview = $("model-input").getContext("2d");
   preview.imageSmoothingEnabled = false;
   preview.drawImage(small, 0, 0, preview.canvas.width, preview.canvas.height);
-  const px = sc.getImageData(0, 0, width, height).data;
-  const rows = [];
-  for (let y = 0; y < height; y++) {
-    const row = [];
-    for (let x = 0; x < width; x++) row.push(px[4 * (y * width + x)]);
-    rows.push(row);
-  }
-  return rows;
 }
 
 async function predict() {
   const model = chosen($("draw-model"));
   if (!model) return;
-  const pixels = modelPixels(model);
+  const pixels = canvasPixels();
   if (!pixels) return;
   const serial = ++predictSerial;
   $("draw-error").textContent = "";
   try {
-    const r = await api(`/v1/models/${encodeURIComponent(model.name)}/predict?top_k=${model.num_classes}`, {pixels});
-    if (serial === predictSerial) showProbabilities(model, r);
+    const path = `/v1/models/${encodeURIComponent(model.name)}/predict?top_k=${model.num_classes}&show_input=true`;
+    const r = await api(path, {pixels});
+    if (serial !== predictSerial) return;
+    showModelInput(r.input);
+    showProbabilities(model, r);
   } catch (err) {
     if (serial === predictSerial) $("draw-error").textContent = err.message;
   }
