@@ -15,7 +15,7 @@ from .models import MODELS, Model, create_model
 from .recipes import RECIPES, load_recipe
 from .trainer import Trainer, seed_everything
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = ["DATASETS", "MODELS", "RECIPES", "Batches", "Callback", "DataConfig", "DataSpec", "Dataset", "Model",
            "RunConfig", "Split", "TrainConfig", "Trainer", "UserError", "attention", "create_model", "dataset_spec",
