@@ -25,7 +25,7 @@ from .callbacks import Callback
 from .config import RunConfig, TrainConfig
 from .data import DATASETS, dataset_spec, load_dataset
 from .data.spec import DataSpec, Dataset
-from .errors import UserError
+from .errors import Terminated, UserError
 from .images import load_images
 from .models import MODELS, Model, create_model
 from .recipes import RECIPES, load_recipe
@@ -246,7 +246,9 @@ def launch(nproc: int, argv: Sequence[str], train: TrainConfig | None = None, *,
     proc = subprocess.Popen(cmd, env=env)
     try:
         return proc.wait()
-    except KeyboardInterrupt:  # Ctrl-C reached torchrun too: let it stop its workers, then report its code
+    except KeyboardInterrupt as e:  # Ctrl-C reached torchrun too: let it stop its workers, then report its code
+        if isinstance(e, Terminated):  # SIGTERM reached this process alone: pass it on
+            proc.terminate()
         return proc.wait()
 
 
