@@ -9,6 +9,7 @@ file is untouched. ``remove_orphans`` deletes the temporary files of writes that
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -30,9 +31,13 @@ def write_error(path: Path, err: BaseException) -> WriteFailed | None:
     (torch.save reports one as a RuntimeError from its C++ writer)."""
     if isinstance(err, OSError):
         return WriteFailed(path, err.strerror or str(err))
-    if isinstance(err, RuntimeError) and "writ" in str(err).lower():
+    if isinstance(err, RuntimeError) and _REFUSED.search(str(err)):
         return WriteFailed(path, str(err).splitlines()[0])
     return None
+
+
+# How PyTorch's C++ writers (torch.save, TorchScript, ONNX) word a write the system refused.
+_REFUSED = re.compile(r"failed writing|write failed|unexpected pos|no space left|file too large|quota", re.I)
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
