@@ -95,3 +95,142 @@ def test_resume_with_changed_settings_follows_the_new_schedule(digits, schedule:
             assert torch.equal(v, resumed.model.state_dict()[k]), k
     if change == "lr" and schedule == "none":
         assert set(got.lr.values()) == {0.02}
+
+
+# ---- kills at chosen moments, then --resume ------------------------------------------------------------------------
+SETS = [("data.val_size", 0.2), ("train.epochs", 3), ("train.batch_size", 64), ("train.monitor", "val_loss"),
+        ("model_args.hidden", [32]), ("train.num_threads", 1)]  # fmt: skip
+
+
+def _strip(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in e.items() if k not in ("epoch_seconds", "samples_per_s")} for e in history]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> api.RunResult:
+    return api.train("digits-mlp", out=tmp_path_factory.mktemp("full") / "run", sets=SETS, progress=False)
+
+
+class KillAt(Callback):
+    """Ctrl-C at a chosen hook: ``when(epoch, step)`` True (step None at epoch begin)."""
+
+    def __init__(self, when):
+        self.when = when
+
+    def on_epoch_begin(self, trainer: Trainer, epoch: int) -> None:
+        if self.when(epoch, None):
+            raise KeyboardInterrupt
+
+    def on_batch_end(self, trainer: Trainer, step: int, steps: int) -> None:
+        if self.when(trainer.epoch, step):
+            raise KeyboardInterrupt
+
+
+def _kill_nth(monkeypatch: pytest.MonkeyPatch, target, name: str, n: int) -> list[int]:
+    """Make ``target.name`` raise KeyboardInterrupt on its n-th call, halfway through: what it had written is
+    left as a killed process leaves it (a temporary file; an orphan when the kill is SIGKILL)."""
+    real, calls = getattr(target, name), [0]
+
+    def cut(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == n:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(target, name, cut)
+    return calls
+
+
+def _assert_same_run(run: Path, full: api.RunResult, resumed: api.RunResult) -> None:
+    assert _strip(resumed.history) == _strip(full.history)
+    assert resumed.metrics["test"] == full.metrics["test"]
+    assert resumed.metrics["best_epoch"] == full.metrics["best_epoch"]
+    best = checkpoint.load(run / "checkpoints" / "best.pt")
+    assert best["epoch"] == full.metrics["best_epoch"]
+    want = checkpoint.load(full.run_dir / "checkpoints" / "best.pt")["model"]
+    assert all(torch.equal(v, best["model"][k]) for k, v in want.items())
+    assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+    assert json.loads((run / "metrics.json").read_text())["test"] == full.metrics["test"]
+    assert not [p for p in run.rglob("*.tmp")]
+
+
+def test_kill_before_the_first_checkpoint(tmp_path: Path, uninterrupted: api.RunResult) -> None:
+    run = tmp_path / "run"
+    with pytest.raises(api.Interrupted, match="before the first checkpoint was written; .* --resume` starts"):
+        api.train("digits-mlp", out=run, sets=SETS, callbacks=[KillAt(lambda e, s: (e, s) == (0, 3))], progress=False)
+    assert (run / "config.yaml").is_file() and not (run / "checkpoints" / "last.pt").exists()
+    resumed = api.train("digits-mlp", out=run, sets=SETS, resume=True, progress=False)  # starts it afresh
+    _assert_same_run(run, uninterrupted, resumed)
+
+
+@pytest.mark.parametrize("again", ["resume", "fresh start"])
+def test_kill_inside_the_first_checkpoint_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, again: str,
+                                                uninterrupted: api.RunResult) -> None:  # fmt: skip
+    run = tmp_path / "run"
+    with monkeypatch.context() as m:
+        _kill_nth(m, torch, "save", 1)
+        with pytest.raises(api.Interrupted, match="before the first checkpoint"):
+            api.train("digits-mlp", out=run, sets=SETS, progress=False)
+    # What a SIGKILL in the middle of that write leaves besides: the temporary files of the save and the log.
+    (run / "checkpoints").mkdir(exist_ok=True)
+    for orphan in ("checkpoints/.last.pt.k1ll3d.tmp", ".metrics.jsonl.k1ll3d.tmp", "metrics.jsonl.tmp"):
+        (run / orphan).write_bytes(b"half")
+    resumed = api.train("digits-mlp", out=run, sets=SETS, resume=again == "resume", progress=False)
+    _assert_same_run(run, uninterrupted, resumed)
+
+
+def test_kill_inside_a_best_checkpoint_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             uninterrupted: api.RunResult, capsys: pytest.CaptureFixture) -> None:  # fmt: skip
+    assert uninterrupted.metrics["best_epoch"] >= 2  # so the 2nd write of best.pt is an epoch after the first
+    run = tmp_path / "run"
+    with monkeypatch.context() as m:
+        calls = _kill_nth(m, checkpoint, "copy", 2)
+        with pytest.raises(api.Interrupted):
+            api.train("digits-mlp", out=run, sets=SETS, progress=False)
+    assert calls[0] == 2
+    last = checkpoint.load(run / "checkpoints" / "last.pt")
+    assert checkpoint.load(run / "checkpoints" / "best.pt")["epoch"] == 1 < last["best"]["epoch"] == last["epoch"]
+    resumed = api.train("digits-mlp", out=run, sets=SETS, resume=True, progress=False)
+    assert f"not the best epoch {last['epoch']}: rewrote it from last.pt" in capsys.readouterr().err
+    _assert_same_run(run, uninterrupted, resumed)
+
+
+def test_a_best_checkpoint_of_another_epoch_is_refused(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    with pytest.raises(api.Interrupted):
+        api.train("digits-mlp", out=run, sets=SETS, callbacks=[StopAfter(2)], progress=False)
+    # last.pt says epoch 1 was the best, but best.pt holds epoch 2 (as an older nnzoo's cut copy could leave it).
+    last = checkpoint.load(run / "checkpoints" / "last.pt")
+    checkpoint.save({**last, "best": {**last["best"], "epoch": 1}}, run / "checkpoints" / "last.pt")
+    checkpoint.save(last, run / "checkpoints" / "best.pt")
+    with pytest.raises(UserError, match="best.pt holds epoch .* but .*last.pt says the best epoch was"):
+        api.train("digits-mlp", out=run, sets=SETS, resume=True, progress=False)
+
+
+def test_kill_between_epochs(tmp_path: Path, uninterrupted: api.RunResult) -> None:
+    run = tmp_path / "run"
+    with pytest.raises(api.Interrupted, match="Interrupted in epoch 3; the last good checkpoint \\(epoch 2\\)"):
+        api.train("digits-mlp", out=run, sets=SETS, callbacks=[KillAt(lambda e, s: (e, s) == (2, None))],
+                  progress=False)  # fmt: skip
+    _assert_same_run(run, uninterrupted, api.train("digits-mlp", out=run, sets=SETS, resume=True, progress=False))
+
+
+def test_kill_after_the_last_epoch_before_the_final_test(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         uninterrupted: api.RunResult,
+                                                         capsys: pytest.CaptureFixture) -> None:  # fmt: skip
+    run = tmp_path / "run"
+    with monkeypatch.context() as m:
+        _kill_nth(m, api, "write_reports", 1)
+        with pytest.raises(api.Interrupted, match="after training ended \\(epoch 3\\), before the final test"):
+            api.train("digits-mlp", out=run, sets=SETS, progress=False)
+    assert not (run / "metrics.json").exists()
+    code = main(["train", "digits-mlp", "--out", str(run), "--resume"])
+    out = capsys.readouterr().out
+    assert code == 0 and "but its final test was never written: testing it now" in out
+    resumed = api.RunResult(run, json.loads((run / "metrics.json").read_text()),
+                            checkpoint.load(run / "checkpoints" / "last.pt")["history"])  # fmt: skip
+    _assert_same_run(run, uninterrupted, resumed)
+    assert (run / "report" / "curves.png").is_file()
+    # Now everything is written: nothing left to do, and it says how to train on.
+    assert main(["train", "digits-mlp", "--out", str(run), "--resume"]) == 2
+    assert "has already trained 3 epochs" in capsys.readouterr().err
