@@ -234,3 +234,137 @@ def test_kill_after_the_last_epoch_before_the_final_test(tmp_path: Path, monkeyp
     # Now everything is written: nothing left to do, and it says how to train on.
     assert main(["train", "digits-mlp", "--out", str(run), "--resume"]) == 2
     assert "has already trained 3 epochs" in capsys.readouterr().err
+
+
+# ---- faults while writing: one sentence, the last good checkpoint intact ---------------------------------------------
+def _fail_nth_save(monkeypatch: pytest.MonkeyPatch, n: int, error: BaseException) -> None:
+    real, calls = torch.save, [0]
+
+    def save(obj, f, *args, **kwargs):
+        calls[0] += 1
+        if calls[0] == n:
+            f.write(b"the first bytes")  # a full disk refuses a write halfway through the file
+            raise error
+        return real(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save)
+
+
+@pytest.mark.parametrize("error", [OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)),
+                                   RuntimeError("[enforce fail at inline_container.cc:626] . PytorchStreamWriter "
+                                                "failed writing file data/0: file write failed")])  # fmt: skip
+def test_disk_full_during_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
+                                   error: BaseException) -> None:  # fmt: skip
+    run = tmp_path / "run"
+    argv = ["train", "digits-mlp", "--out", str(run), "--epochs", "3", "--quiet", "--set", "model_args.hidden=[32]"]
+    with monkeypatch.context() as m:
+        _fail_nth_save(m, 3, error)  # epoch 3's last.pt
+        code = main(argv)
+    err = capsys.readouterr().err
+    reason = "No space left on device" if isinstance(error, OSError) else "[enforce fail at inline_container.cc:626]"
+    assert code == 2 and err.startswith(f"error: could not write {run}/checkpoints/last.pt: {reason}")
+    assert err.endswith("; the last good checkpoint (epoch 2) is intact.\n") and err.count("\n") == 1
+    assert checkpoint.load(run / "checkpoints" / "last.pt")["epoch"] == 2
+    assert checkpoint.load(run / "checkpoints" / "best.pt")["epoch"] <= 2
+    assert not list(run.rglob("*.tmp")) and not (run / "metrics.json").exists()
+    assert main([*argv, "--resume"]) == 0  # room again: it goes on from epoch 2
+    assert json.loads((run / "metrics.json").read_text())["epochs"] == 3
+
+
+def test_disk_full_before_start_and_during_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture) -> None:  # fmt: skip
+    import nnzoo.files
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    run = tmp_path / "run"
+    with monkeypatch.context() as m:
+        m.setattr(nnzoo.files.tempfile, "mkstemp", full)
+        code = main(["train", "digits-mlp", "--out", str(run), "--max-steps", "2", "--quiet"])
+    assert code == 2 and capsys.readouterr().err == f"error: could not write {run}/config.yaml: No space left on device\n"
+    assert main(["train", "digits-mlp", "--out", str(run), "--max-steps", "2", "--quiet"]) == 0
+    capsys.readouterr()
+    before = (run / "checkpoints" / "best.pt").read_bytes()
+    with monkeypatch.context() as m:
+        m.setattr(torch.jit.ScriptModule, "save", full)
+        code = main(["export", str(run), "--format", "torchscript"])
+    target = run / "export" / "mlp.pt"
+    assert code == 2 and capsys.readouterr().err == f"error: could not write {target}: No space left on device\n"
+    assert not target.exists() and (run / "checkpoints" / "best.pt").read_bytes() == before
+
+
+def _nnzoo(*argv: str, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.Popen([sys.executable, "-m", "nnzoo", *argv], env=env, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, **kwargs)  # fmt: skip
+
+
+def test_a_file_size_limit_is_one_sentence(tmp_path: Path) -> None:
+    """`ulimit -f`: the kernel would kill the process with SIGXFSZ; the CLI ignores it, so the write fails."""
+    limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))  # last.pt is ~50 kB
+    run = tmp_path / "run"
+    p = _nnzoo("train", "digits-mlp", "--out", str(run), "--epochs", "1", "--quiet", "--set", "model_args.hidden=[32]",
+               "--set", "train.num_threads=1", preexec_fn=limit)  # fmt: skip
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 2, err
+    assert err == f"error: could not write {run}/checkpoints/last.pt: File too large; no checkpoint had been written yet.\n"
+    assert not list(run.rglob("*.tmp"))
+
+
+# A test hook in the child: after epoch 1's checkpoint it says so and waits, for the test to send SIGTERM then.
+AFTER_FIRST_CHECKPOINT = """
+import sys, threading
+from nnzoo import callbacks
+from nnzoo.cli import main
+save = callbacks.ModelCheckpoint.on_epoch_end
+def save_then_wait(self, trainer, epoch, logs):
+    save(self, trainer, epoch, logs)
+    if epoch == 0:
+        print("checkpointed", flush=True)
+        threading.Event().wait(120)  # SIGTERM's handler raises KeyboardInterrupt in this wait
+callbacks.ModelCheckpoint.on_epoch_end = save_then_wait
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_sigterm_is_an_interrupt_and_resume_finishes(tmp_path: Path, uninterrupted: api.RunResult) -> None:
+    run = tmp_path / "run"
+    sets = [a for k, v in SETS for a in ("--set", f"{k}={json.dumps(v)}")]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    p = subprocess.Popen([sys.executable, "-c", AFTER_FIRST_CHECKPOINT, "train", "digits-mlp", "--out", str(run),
+                          "--quiet", *sets], env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        assert p.stdout.readline() == "checkpointed\n"
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=120)
+    finally:
+        p.kill()
+    assert p.returncode == 130 and "Traceback" not in err
+    assert err.startswith("error: Interrupted in epoch 2; the last good checkpoint (epoch 1) is") and "--resume" in err
+    assert checkpoint.load(run / "checkpoints" / "last.pt")["epoch"] == 1
+    _assert_same_run(run, uninterrupted, api.train("digits-mlp", out=run, resume=True, progress=False))
+
+
+# Ctrl-C while PyTorch is being imported (the first second of every command), injected at `import torch`.
+CTRL_C_AT_IMPORT = """
+import builtins, sys
+real = builtins.__import__
+def ctrl_c_at_torch(name, *args, **kwargs):
+    if name == "torch":
+        raise KeyboardInterrupt
+    return real(name, *args, **kwargs)
+builtins.__import__ = ctrl_c_at_torch
+sys.argv[0] = sys.argv[1]  # the console script `nnzoo`, or a program of the user's that imports nnzoo
+import nnzoo
+"""
+
+
+def test_ctrl_c_during_start_up() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    run = lambda argv0: subprocess.run([sys.executable, "-c", CTRL_C_AT_IMPORT, argv0], env=env, text=True, check=False,
+                                       capture_output=True, timeout=120)  # fmt: skip
+    command = run("/usr/local/bin/nnzoo")
+    assert (command.returncode, command.stderr) == (130, "interrupted\n")
+    library = run("my_script.py")  # not the command: the program gets its KeyboardInterrupt
+    assert library.returncode == -signal.SIGINT and "KeyboardInterrupt" in library.stderr

@@ -6,6 +6,7 @@
     run   = nnzoo.Trainer(model, nnzoo.TrainConfig(epochs=3), spec=data.spec).fit(data.train, data.val)
 """
 
+import itertools
 import os
 import sys
 
@@ -14,11 +15,12 @@ def _is_the_command() -> bool:
     """Whether this process is the `nnzoo` command (its console script, or python -m nnzoo), not a program that
     imports nnzoo."""
     argv = getattr(sys, "orig_argv", sys.argv)
-    return os.path.basename(sys.argv[0]) == "nnzoo" or any(a == "-m" and b == "nnzoo" for a, b in zip(argv, argv[1:]))
+    return os.path.basename(sys.argv[0]) == "nnzoo" or ("-m", "nnzoo") in itertools.pairwise(argv)
 
 
 try:
-    from .api import attention, evaluate, export, generate, load_run, make_config, predict, report, serve, summary, train
+    from .api import (attention, evaluate, export, generate, load_run, make_config, predict, report, serve, summary,
+                      train)  # fmt: skip
     from .callbacks import Callback
     from .config import DataConfig, RunConfig, TrainConfig
     from .data import DATASETS, Batches, DataSpec, Dataset, Split, dataset_spec, load_dataset

@@ -17,6 +17,9 @@ from typing import IO
 
 from .errors import UserError
 
+_UMASK = os.umask(0o022)  # reading the umask means setting it: put it back at once
+os.umask(_UMASK)
+
 
 class WriteFailed(UserError):
     """The system refused to write ``path`` (its earlier version, if any, is intact)."""
@@ -37,7 +40,7 @@ def write_error(path: Path, err: BaseException) -> WriteFailed | None:
 
 
 # How PyTorch's C++ writers (torch.save, TorchScript, ONNX) word a write the system refused.
-_REFUSED = re.compile(r"failed writing|write failed|unexpected pos|no space left|file too large|quota", re.I)
+_REFUSED = re.compile(r"failed writing|write failed|unexpected pos|no space left|file too large|quota", re.IGNORECASE)
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
@@ -47,6 +50,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.fchmod(fd, 0o666 & ~_UMASK)  # as open() would create it (mkstemp's are private to the user)
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
