@@ -97,6 +97,15 @@ def test_resume_with_changed_settings_follows_the_new_schedule(digits, schedule:
         assert set(got.lr.values()) == {0.02}
 
 
+def test_a_refused_resume_leaves_the_run_folder_as_it_was(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    api.train("digits-mlp", out=run, sets=[("train.epochs", 2), ("train.schedule", "onecycle")], progress=False)
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    with pytest.raises(UserError, match="onecycle schedule was laid out for"):
+        api.train("digits-mlp", out=run, resume=True, overrides={"epochs": 3}, progress=False)
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
 # ---- kills at chosen moments, then --resume ------------------------------------------------------------------------
 SETS = [("data.val_size", 0.2), ("train.epochs", 3), ("train.batch_size", 64), ("train.monitor", "val_loss"),
         ("model_args.hidden", [32]), ("train.num_threads", 1)]  # fmt: skip
@@ -282,7 +291,9 @@ def test_disk_full_before_start_and_during_export(tmp_path: Path, monkeypatch: p
     with monkeypatch.context() as m:
         m.setattr(nnzoo.files.tempfile, "mkstemp", full)
         code = main(["train", "digits-mlp", "--out", str(run), "--max-steps", "2", "--quiet"])
-    assert code == 2 and capsys.readouterr().err == f"error: could not write {run}/config.yaml: No space left on device\n"
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(f"error: could not write {run}/") and err.count("\n") == 1
+    assert err.endswith(": No space left on device; no checkpoint had been written yet.\n")
     assert main(["train", "digits-mlp", "--out", str(run), "--max-steps", "2", "--quiet"]) == 0
     capsys.readouterr()
     before = (run / "checkpoints" / "best.pt").read_bytes()

@@ -144,10 +144,10 @@ def _prepare(recipe: str | RunConfig, out: str | os.PathLike | None, resume: boo
 
 def _started(run_dir: Path) -> bool:
     """Whether ``run_dir`` holds a run to continue (a last.pt). A folder a run was started in but killed before
-    its first checkpoint (config.yaml, no last.pt) is resumed by starting it afresh; any other is an error."""
+    its first checkpoint (no last.pt) is resumed by starting it afresh; a folder that does not exist is an error."""
     if (run_dir / "checkpoints" / "last.pt").is_file():
         return True
-    if (run_dir / "config.yaml").is_file():
+    if run_dir.is_dir():
         return False
     raise UserError(f"Nothing to resume in {run_dir}: it holds no checkpoints/last.pt.")
 
@@ -171,13 +171,13 @@ def _train(cfg: RunConfig, run_dir: Path, state: dict[str, Any] | None, callback
     if ctx.is_main:
         for folder in (run_dir, run_dir / "report"):  # the temporary files of writes a kill cut short
             files.remove_orphans(folder)
-        files.atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
     if progress:
         where = f" in {ctx.world_size} processes (global batch {cfg.train.batch_size})" if ctx.enabled else ""
         print(f"run {run_dir}: {cfg.model} on {data.describe()}{where}", flush=True)
     task = get_task(data.spec.task)
     if task.callbacks is not None and ctx.is_main:  # callbacks run on rank 0 (see Trainer)
         callbacks = [*task.callbacks(cfg, data, run_dir, progress), *callbacks]
+    callbacks = [_WriteConfig(run_dir, cfg), *callbacks]
     trainer = Trainer(model, cfg.train, run_dir=run_dir, callbacks=callbacks, spec=data.spec,
                       run_config=cfg.to_dict(), progress=progress, distributed=distributed)  # fmt: skip
     if state is not None:
@@ -197,6 +197,17 @@ def _train(cfg: RunConfig, run_dir: Path, state: dict[str, Any] | None, callback
         raise Interrupted(_interrupted(trainer, cfg, run_dir)) from None
     metrics, history = parallel.broadcast(result, ctx)
     return RunResult(run_dir, metrics, history)
+
+
+class _WriteConfig(Callback):
+    """config.yaml, once the trainer has taken the settings: a resume it refuses (a onecycle schedule stretched,
+    a best.pt of the wrong epoch) leaves the folder's config.yaml as it was."""
+
+    def __init__(self, run_dir: Path, cfg: RunConfig):
+        self.path, self.text = run_dir / "config.yaml", cfg.to_yaml()
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        files.atomic_write_text(self.path, self.text)
 
 
 def _saved_epoch(run_dir: Path) -> int | None:

@@ -447,8 +447,13 @@ class Trainer:
         return cfg.schedule, cfg.lr, _total_steps(cfg, steps), shape
 
     def _check_rebuild(self, saved: TrainConfig, steps: int) -> None:
+        if self.cfg.schedule != "onecycle":
+            return
+        if saved.schedule != "onecycle":
+            raise UserError(f"This run was trained with the {saved.schedule} schedule; a onecycle schedule cannot "
+                            "begin in the middle of a run: start a new run for it.")  # fmt: skip
         was, now = _total_steps(saved, steps), _total_steps(self.cfg, steps)
-        if self.cfg.schedule == "onecycle" and (saved.schedule != "onecycle" or was != now):
+        if was != now:
             raise UserError(f"This run's onecycle schedule was laid out for {was} steps and cannot become {now} "
                             "once started: resume with the --epochs and --max-steps it was started with, or start "
                             "a new run.")  # fmt: skip
