@@ -189,7 +189,8 @@ def test_kill_inside_the_first_checkpoint_write(tmp_path: Path, monkeypatch: pyt
 
 
 def test_kill_inside_a_best_checkpoint_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                             uninterrupted: api.RunResult, capsys: pytest.CaptureFixture) -> None:  # fmt: skip
+                                             uninterrupted: api.RunResult,
+                                             capsys: pytest.CaptureFixture) -> None:  # fmt: skip
     assert uninterrupted.metrics["best_epoch"] >= 2  # so the 2nd write of best.pt is an epoch after the first
     run = tmp_path / "run"
     with monkeypatch.context() as m:
@@ -230,7 +231,7 @@ def test_kill_after_the_last_epoch_before_the_final_test(tmp_path: Path, monkeyp
     run = tmp_path / "run"
     with monkeypatch.context() as m:
         _kill_nth(m, api, "write_reports", 1)
-        with pytest.raises(api.Interrupted, match="after training ended \\(epoch 3\\), before the final test"):
+        with pytest.raises(api.Interrupted, match="after training ended \\(epoch 3\\), before its final test"):
             api.train("digits-mlp", out=run, sets=SETS, progress=False)
     assert not (run / "metrics.json").exists()
     code = main(["train", "digits-mlp", "--out", str(run), "--resume"])
@@ -319,7 +320,8 @@ def test_a_file_size_limit_is_one_sentence(tmp_path: Path) -> None:
                "--set", "train.num_threads=1", preexec_fn=limit)  # fmt: skip
     _, err = p.communicate(timeout=300)
     assert p.returncode == 2, err
-    assert err == f"error: could not write {run}/checkpoints/last.pt: File too large; no checkpoint had been written yet.\n"
+    assert err == (f"error: could not write {run}/checkpoints/last.pt: File too large; no checkpoint had been "
+                   "written yet.\n")
     assert not list(run.rglob("*.tmp"))
 
 
@@ -343,8 +345,9 @@ def test_sigterm_is_an_interrupt_and_resume_finishes(tmp_path: Path, uninterrupt
     run = tmp_path / "run"
     sets = [a for k, v in SETS for a in ("--set", f"{k}={json.dumps(v)}")]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    p = subprocess.Popen([sys.executable, "-c", AFTER_FIRST_CHECKPOINT, "train", "digits-mlp", "--out", str(run),
-                          "--quiet", *sets], env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    argv = ["train", "digits-mlp", "--out", str(run), "--quiet", *sets]
+    p = subprocess.Popen([sys.executable, "-c", AFTER_FIRST_CHECKPOINT, *argv], env=env, text=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     try:
         assert p.stdout.readline() == "checkpointed\n"
         p.send_signal(signal.SIGTERM)

@@ -230,7 +230,8 @@ def _interrupted(trainer: Trainer, cfg: RunConfig, run_dir: Path) -> str:
     if saved is None:
         return f"Interrupted before the first checkpoint was written; {resume} starts the run afresh."
     if saved == trainer.epoch and trainer.done():
-        return f"Interrupted after training ended (epoch {saved}), before the final test was written: {resume} writes it."
+        return f"Interrupted after training ended (epoch {saved}), before its final test was written: {resume} " \
+            "writes it."  # fmt: skip
     return (f"Interrupted in epoch {saved + 1}; the last good checkpoint (epoch {saved}) is "
             f"{run_dir / 'checkpoints' / 'last.pt'}: continue with {resume}.")  # fmt: skip
 
