@@ -6,14 +6,35 @@
     run   = nnzoo.Trainer(model, nnzoo.TrainConfig(epochs=3), spec=data.spec).fit(data.train, data.val)
 """
 
-from .api import attention, evaluate, export, generate, load_run, make_config, predict, report, serve, summary, train
-from .callbacks import Callback
-from .config import DataConfig, RunConfig, TrainConfig
-from .data import DATASETS, Batches, DataSpec, Dataset, Split, dataset_spec, load_dataset
-from .errors import UserError
-from .models import MODELS, Model, create_model
-from .recipes import RECIPES, load_recipe
-from .trainer import Trainer, seed_everything
+import itertools
+import os
+import sys
+
+
+def _is_the_command() -> bool:
+    """Whether this process is the `nnzoo` command (its console script, or python -m nnzoo), not a program that
+    imports nnzoo."""
+    argv = getattr(sys, "orig_argv", sys.argv)
+    return os.path.basename(sys.argv[0]) == "nnzoo" or ("-m", "nnzoo") in itertools.pairwise(argv)
+
+
+try:
+    from .api import (attention, evaluate, export, generate, load_run, make_config, predict, report, serve, summary,
+                      train)  # fmt: skip
+    from .callbacks import Callback
+    from .config import DataConfig, RunConfig, TrainConfig
+    from .data import DATASETS, Batches, DataSpec, Dataset, Split, dataset_spec, load_dataset
+    from .errors import UserError
+    from .models import MODELS, Model, create_model
+    from .recipes import RECIPES, load_recipe
+    from .trainer import Trainer, seed_everything
+except KeyboardInterrupt:
+    # Ctrl-C while PyTorch loads, before cli.main can catch it: the `nnzoo` command (the console script, or
+    # python -m nnzoo) ends as it would later, with no traceback. A program importing nnzoo gets the exception.
+    if _is_the_command():
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    raise
 
 from ._version import __version__
 

@@ -19,13 +19,13 @@ from typing import Any
 
 import torch
 
-from . import checkpoint, reports
+from . import checkpoint, files, reports
 from . import distributed as parallel
 from .callbacks import Callback
 from .config import RunConfig, TrainConfig
 from .data import DATASETS, dataset_spec, load_dataset
 from .data.spec import DataSpec, Dataset
-from .errors import UserError
+from .errors import Terminated, UserError
 from .images import load_images
 from .models import MODELS, Model, create_model
 from .recipes import RECIPES, load_recipe
@@ -123,25 +123,40 @@ def train_config(recipe: str | RunConfig, *, out: str | os.PathLike | None = Non
 def _prepare(recipe: str | RunConfig, out: str | os.PathLike | None, resume: bool, overrides: dict[str, Any] | None,
              sets: Sequence[tuple[str, Any]]) -> tuple[RunConfig, Path, dict[str, Any] | None]:  # fmt: skip
     state = None
-    if resume:
-        run_dir = Path(out) if out else _latest_run(recipe)
-        last = run_dir / "checkpoints" / "last.pt"
-        if not last.is_file():
-            raise UserError(f"Nothing to resume in {run_dir}: it holds no checkpoints/last.pt.")
-        state = checkpoint.load(last)
+    run_dir = (Path(out) if out else _latest_run(recipe)) if resume else None
+    if run_dir is not None and _started(run_dir):
+        state = checkpoint.load(run_dir / "checkpoints" / "last.pt")
         saved = RunConfig.from_dict(state["config"])
         cfg = make_config(saved, overrides, sets)
         if (cfg.model, cfg.model_args, cfg.data.name) != (saved.model, saved.model_args, saved.data.name):
             raise UserError("The model and dataset of a run cannot change when resuming; start a new run instead.")
         epochs, steps = state.get("epoch", 0), state.get("global_step", 0)
-        if epochs >= cfg.train.epochs or (cfg.train.max_steps is not None and steps >= cfg.train.max_steps):
+        trained = epochs >= cfg.train.epochs or (cfg.train.max_steps is not None and steps >= cfg.train.max_steps)
+        if trained and _finished(run_dir):
             limit = f"--max-steps above {steps}" if cfg.train.max_steps is not None else f"--epochs above {epochs}"
             raise UserError(f"{run_dir} has already trained {epochs} epochs ({steps} steps), all its settings ask "
-                            f"for; to train on, resume with {limit}.")  # fmt: skip
-    else:
+                            f"for, and written its metrics.json; to train on, resume with {limit}.")  # fmt: skip
+    else:  # a --resume of a folder killed before its first checkpoint starts it afresh, in that folder
         cfg = make_config(recipe, overrides, sets)
-        run_dir = _new_run_dir(out, cfg.recipe or cfg.model)
+        run_dir = run_dir or _new_run_dir(out, cfg.recipe or cfg.model)
     return cfg, run_dir, state
+
+
+def _started(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a run to continue (a last.pt). A folder a run was started in but killed before
+    its first checkpoint (no last.pt) is resumed by starting it afresh; a folder that does not exist is an error."""
+    if (run_dir / "checkpoints" / "last.pt").is_file():
+        return True
+    if run_dir.is_dir():
+        return False
+    raise UserError(f"Nothing to resume in {run_dir}: it holds no checkpoints/last.pt.")
+
+
+def _finished(run_dir: Path) -> bool:
+    """Whether the final test pass of a run folder's last checkpoint is written: metrics.json, written after the
+    reports, and no older than last.pt."""
+    metrics, last = run_dir / "metrics.json", run_dir / "checkpoints" / "last.pt"
+    return metrics.is_file() and metrics.stat().st_mtime_ns >= last.stat().st_mtime_ns
 
 
 def _train(cfg: RunConfig, run_dir: Path, state: dict[str, Any] | None, callbacks: Sequence[Callback],
@@ -154,34 +169,71 @@ def _train(cfg: RunConfig, run_dir: Path, state: dict[str, Any] | None, callback
         # A generative model on an image dataset: its task, saved with the spec, picks metrics, reports, generate.
         data.spec = dataclasses.replace(data.spec, task=model.task)
     if ctx.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _write_text(run_dir / "config.yaml", cfg.to_yaml())
+        for folder in (run_dir, run_dir / "report"):  # the temporary files of writes a kill cut short
+            files.remove_orphans(folder)
     if progress:
         where = f" in {ctx.world_size} processes (global batch {cfg.train.batch_size})" if ctx.enabled else ""
         print(f"run {run_dir}: {cfg.model} on {data.describe()}{where}", flush=True)
     task = get_task(data.spec.task)
     if task.callbacks is not None and ctx.is_main:  # callbacks run on rank 0 (see Trainer)
         callbacks = [*task.callbacks(cfg, data, run_dir, progress), *callbacks]
+    callbacks = [_WriteConfig(run_dir, cfg), *callbacks]
     trainer = Trainer(model, cfg.train, run_dir=run_dir, callbacks=callbacks, spec=data.spec,
                       run_config=cfg.to_dict(), progress=progress, distributed=distributed)  # fmt: skip
     if state is not None:
         trainer.load_state_dict(state)
-        if progress:
+        if progress and trainer.done():
+            print(f"training ended after epoch {trainer.epoch} ({trainer.global_step} steps), but its final test "
+                  "was never written: testing it now", flush=True)  # fmt: skip
+        elif progress:
             print(f"resuming after epoch {trainer.epoch} of {cfg.train.epochs}", flush=True)
     try:
         trainer.fit(data.train, data.val)
+        # Rank 0 tests and writes the reports while the others wait here for its result.
+        result = (_finish_run(trainer, data, cfg, run_dir, progress), trainer.history) if ctx.is_main else None
+    except files.WriteFailed as e:
+        raise files.WriteFailed(e.path, f"{e.reason}; {_last_good(run_dir)}") from None
     except KeyboardInterrupt:
-        if not (run_dir / "checkpoints" / "last.pt").is_file():
-            raise Interrupted(f"Interrupted in epoch {trainer.epoch + 1}, before the first checkpoint.") from None
-        raise Interrupted(
-            f"Interrupted in epoch {trainer.epoch + 1}; the last good checkpoint (epoch {trainer.epoch}) is "
-            f"{run_dir / 'checkpoints' / 'last.pt'}: continue with `nnzoo train {cfg.recipe or 'RECIPE'} "
-            f"--out {run_dir} --resume`."
-        ) from None
-    # Rank 0 tests and writes the reports while the others wait here for its result.
-    result = (_finish_run(trainer, data, cfg, run_dir, progress), trainer.history) if ctx.is_main else None
+        raise Interrupted(_interrupted(trainer, cfg, run_dir)) from None
     metrics, history = parallel.broadcast(result, ctx)
     return RunResult(run_dir, metrics, history)
+
+
+class _WriteConfig(Callback):
+    """config.yaml, once the trainer has taken the settings: a resume it refuses (a onecycle schedule stretched,
+    a best.pt of the wrong epoch) leaves the folder's config.yaml as it was."""
+
+    def __init__(self, run_dir: Path, cfg: RunConfig):
+        self.path, self.text = run_dir / "config.yaml", cfg.to_yaml()
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        files.atomic_write_text(self.path, self.text)
+
+
+def _saved_epoch(run_dir: Path) -> int | None:
+    """The epoch of the run folder's last.pt (None if it has none yet): what a kill or a failed write left."""
+    last = run_dir / "checkpoints" / "last.pt"
+    return checkpoint.load(last)["epoch"] if last.is_file() else None
+
+
+def _last_good(run_dir: Path) -> str:
+    saved = _saved_epoch(run_dir)
+    return "no checkpoint had been written yet." if saved is None else \
+        f"the last good checkpoint (epoch {saved}) is intact."  # fmt: skip
+
+
+def _interrupted(trainer: Trainer, cfg: RunConfig, run_dir: Path) -> str:
+    """What an interrupted run left on disk, and how to go on (read from last.pt, since the kill may have cut
+    short the save of the epoch the trainer had just finished)."""
+    saved = _saved_epoch(run_dir)
+    resume = f"`nnzoo train {cfg.recipe or 'RECIPE'} --out {run_dir} --resume`"
+    if saved is None:
+        return f"Interrupted before the first checkpoint was written; {resume} starts the run afresh."
+    if saved == trainer.epoch and trainer.done():
+        return f"Interrupted after training ended (epoch {saved}), before its final test was written: {resume} " \
+            "writes it."  # fmt: skip
+    return (f"Interrupted in epoch {saved + 1}; the last good checkpoint (epoch {saved}) is "
+            f"{run_dir / 'checkpoints' / 'last.pt'}: continue with {resume}.")  # fmt: skip
 
 
 def launch(nproc: int, argv: Sequence[str], train: TrainConfig | None = None, *, echo: bool = True) -> int:
@@ -206,7 +258,9 @@ def launch(nproc: int, argv: Sequence[str], train: TrainConfig | None = None, *,
     proc = subprocess.Popen(cmd, env=env)
     try:
         return proc.wait()
-    except KeyboardInterrupt:  # Ctrl-C reached torchrun too: let it stop its workers, then report its code
+    except KeyboardInterrupt as e:  # Ctrl-C reached torchrun too: let it stop its workers, then report its code
+        if isinstance(e, Terminated):  # SIGTERM reached this process alone: pass it on
+            proc.terminate()
         return proc.wait()
 
 
@@ -214,7 +268,11 @@ def _finish_run(trainer: Trainer, data: Dataset, cfg: RunConfig, run_dir: Path, 
     which = "last"
     best = run_dir / "checkpoints" / "best.pt"
     if data.val is not None and trainer.best_epoch != trainer.epoch and best.is_file():
-        trainer.model.load_state_dict(checkpoint.load(best)["model"])  # test the weights validation chose
+        payload = checkpoint.load(best)
+        if payload["epoch"] != trainer.best_epoch:  # ModelCheckpoint keeps them in step; never test stale weights
+            raise UserError(f"{best} holds epoch {payload['epoch']}, not the best epoch {trainer.best_epoch}: "
+                            "its weights were not saved; start a new run.")  # fmt: skip
+        trainer.model.load_state_dict(payload["model"])  # test the weights validation chose
         which = "best"
     elif data.val is not None:
         which = "best"  # the last epoch was the best one
@@ -244,8 +302,9 @@ def _finish_run(trainer: Trainer, data: Dataset, cfg: RunConfig, run_dir: Path, 
     if cfg.expected:
         metrics["expected"] = cfg.expected
         metrics["meets_expected"] = _meets(metrics, cfg.expected)
-    _write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     write_reports(trainer.history, data, outputs, run_dir, cfg, trainer)
+    # Last: a metrics.json newer than last.pt tells --resume that everything is written (see _finished).
+    files.atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     if progress:
         shown = "  ".join(f"{k} {v:.4f}" for k, v in test.items())
         print(f"test ({which} checkpoint): {shown}\nwrote {run_dir}/metrics.json and {run_dir}/report/", flush=True)
@@ -291,7 +350,7 @@ def write_reports(history: list[dict[str, Any]], data: Dataset, outputs: torch.T
 def _new_run_dir(out: str | os.PathLike | None, name: str) -> Path:
     if out is not None:
         run_dir = Path(out)
-        if (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir()):
+        if (run_dir / "checkpoints" / "last.pt").is_file():  # a folder killed before its first one is reused
             raise UserError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --out.")
         return run_dir
     base = Path("runs") / name
@@ -308,12 +367,6 @@ def _latest_run(recipe: str | RunConfig) -> Path:
     if not candidates:
         raise UserError(f"Nothing to resume: no run of {name!r} with a checkpoint under runs/; give --out RUN_DIR.")
     return max(candidates, key=lambda p: (p / "checkpoints" / "last.pt").stat().st_mtime)
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 # ---- use a trained run ---------------------------------------------------------------------------------------------

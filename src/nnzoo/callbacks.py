@@ -7,14 +7,13 @@ hold none that would have to be checkpointed.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from . import checkpoint
+from . import checkpoint, files
+from .errors import UserError
 
 if TYPE_CHECKING:
     from .trainer import Trainer
@@ -94,29 +93,45 @@ class MetricsLogger(Callback):
         self.path = Path(run_dir) / "metrics.jsonl"
 
     def on_train_begin(self, trainer: Trainer) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(json.dumps(h) + "\n" for h in trainer.history))
-        os.replace(tmp, self.path)
+        files.atomic_write_text(self.path, "".join(json.dumps(h) + "\n" for h in trainer.history))
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: Logs) -> None:
-        with open(self.path, "a") as fh:
-            fh.write(json.dumps(logs) + "\n")
+        files.append_text(self.path, json.dumps(logs) + "\n")
 
 
 class ModelCheckpoint(Callback):
-    """``checkpoints/last.pt`` after every epoch and ``checkpoints/best.pt`` when the monitored value improves."""
+    """``checkpoints/last.pt`` after every epoch and ``checkpoints/best.pt`` when the monitored value improves.
+
+    best.pt is written after last.pt, as a copy of it (atomically too), so the one save a kill can cut short is
+    best.pt's, and last.pt then records which epoch best.pt must hold: a resume checks that and repairs it. The
+    temporary files of saves that were killed are removed when a run starts or resumes.
+    """
 
     def __init__(self, run_dir: str | Path):
         self.dir = Path(run_dir) / "checkpoints"
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        files.remove_orphans(self.dir)
+        if trainer.epoch and trainer.best_epoch:
+            self._check_best(trainer)
+
+    def _check_best(self, trainer: Trainer) -> None:
+        best, last = self.dir / "best.pt", self.dir / "last.pt"
+        held = checkpoint.load(best).get("epoch") if best.is_file() else None
+        if held == trainer.best_epoch:
+            return
+        if trainer.best_epoch != trainer.epoch or not last.is_file():
+            raise UserError(f"{best} holds {f'epoch {held}' if held else 'no weights'}, but {last} says the best "
+                            f"epoch was {trainer.best_epoch}, whose weights are gone: start a new run.")  # fmt: skip
+        checkpoint.copy(last, best)  # the best epoch was the last one: its save was cut short
+        print(f"note: {best} held {f'epoch {held}' if held else 'nothing'}, not the best epoch "
+              f"{trainer.best_epoch}: rewrote it from last.pt", file=sys.stderr)  # fmt: skip
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: Logs) -> None:
         last = self.dir / "last.pt"
         checkpoint.save(trainer.state_dict(), last)
         if trainer.best_epoch == epoch + 1:
-            tmp = self.dir / ".best.pt.tmp"
-            shutil.copyfile(last, tmp)
-            os.replace(tmp, self.dir / "best.pt")
+            checkpoint.copy(last, self.dir / "best.pt")
 
 
 class EarlyStopping(Callback):

@@ -1,39 +1,34 @@
 """One checkpoint schema: tensors and primitives only, written atomically, read with ``weights_only=True``.
 
 So a checkpoint never runs code when it is loaded, and an interrupted save never leaves a half-written file
-where the last good one was: we write to a temporary file in the same folder, fsync it, then rename it over.
+where the last good one was: files.atomic_write writes a temporary file in the same folder, fsyncs it, then renames
+it over.
 """
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from . import files
 from .errors import UserError
 
 SCHEMA = 1
 
 
 def save(payload: dict[str, Any], path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save({"schema": SCHEMA, **payload}, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    """Write ``payload`` atomically (files.atomic_write); a refused write raises WriteFailed, the old file kept."""
+    files.atomic_write(path, lambda fh: torch.save({"schema": SCHEMA, **payload}, fh))
+
+
+def copy(src: str | Path, dest: str | Path) -> None:
+    """``src`` to ``dest`` byte for byte, as atomically as ``save``."""
+    data = Path(src).read_bytes()
+    files.atomic_write(dest, lambda fh: fh.write(data))
 
 
 def load(path: str | Path) -> dict[str, Any]:
@@ -60,19 +55,6 @@ def find(run_dir: str | Path, which: str = "best") -> Path:
         if p.is_file():
             return p
     raise UserError(f"{run_dir} holds no checkpoint (looked for checkpoints/{' or '.join(names)}).")
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def capture_rng() -> dict[str, Any]:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from . import api
 from .config import OPTIMIZERS, parse_set
-from .errors import UserError
+from .errors import Terminated, UserError
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -232,12 +235,34 @@ def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     return 0
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _signals() -> Iterator[None]:
+    """For as long as the command runs: SIGTERM raises Terminated, and SIGXFSZ is ignored so that a write past
+    `ulimit -f` fails with EFBIG (one error sentence) instead of killing the process. Restored after, for
+    callers of main() in Python."""
+    wanted = {signal.SIGTERM: _terminate}
+    if hasattr(signal, "SIGXFSZ"):
+        wanted[signal.SIGXFSZ] = signal.SIG_IGN
+    if threading.current_thread() is not threading.main_thread():  # signal handlers live in the main thread
+        wanted = {}
+    before = {sig: signal.signal(sig, handler) for sig, handler in wanted.items()}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser().parse_args(argv)
     warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
     try:
-        return run(args, argv)
+        with _signals():
+            return run(build_parser().parse_args(argv), argv)
     except UserError as e:
         if os.environ.get("RANK", "0") == "0":  # under torchrun every process meets the same error: say it once
             print(f"error: {e}", file=sys.stderr)

@@ -19,3 +19,8 @@ class DataNotFoundError(UserError):
 
 class IncompatibleData(UserError):
     """A model was given a kind of data it does not take (a language model on images, say)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (docker stop, a scheduler, torchrun stopping its workers), which the CLI raises in the main thread
+    to be handled as Ctrl-C: the trainer's interrupt path keeps last.pt consistent and says how to resume."""

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import files
 from .errors import UserError
 
 FORMATS = ("onnx", "torchscript")
@@ -140,13 +141,20 @@ def export(run_dir: str | Path, fmt: str = "onnx", out: str | Path | None = None
         raise UserError(f"{run_dir} holds a {run.spec.task} model, which nnzoo cannot export yet.")
     plan = task.export(run)
     path = Path(out) if out else Path(run_dir) / "export" / f"{run.config.model}{SUFFIX[fmt]}"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    call = _onnx(plan, path) if fmt == "onnx" else _torchscript(plan, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        call = _onnx(plan, path) if fmt == "onnx" else _torchscript(plan, path)
+    except (OSError, RuntimeError) as e:  # a full disk, `ulimit -f`: one sentence, and no half-written file
+        failed = files.write_error(path, e)
+        if failed is None:
+            raise
+        path.unlink(missing_ok=True)
+        raise failed from None
     with torch.no_grad():
         diff = plan.verify(call) if plan.verify is not None else _max_diff(call(plan.check), (plan.reference or plan.module)(*plan.check))
     batch = int(plan.check[0].shape[0])
     meta_path = path.with_name(path.name + ".json")
-    meta_path.write_text(json.dumps(_describe(plan, run, path, fmt), indent=2, ensure_ascii=False) + "\n", "utf-8")
+    files.atomic_write_text(meta_path, json.dumps(_describe(plan, run, path, fmt), indent=2, ensure_ascii=False) + "\n")
     return {"path": str(path), "format": fmt, "inputs": plan.input_names, "outputs": plan.output_names,
             "checked_batch": batch, "checked": plan.checked or f"a batch of {batch}", "max_abs_diff": diff,
             "meta": str(meta_path), "notes": plan.notes}  # fmt: skip

@@ -16,6 +16,7 @@ import random
 import resource
 import sys
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -133,6 +134,14 @@ def autocast_dtype(device: torch.device) -> torch.dtype | None:
     return None
 
 
+def _total_steps(cfg: TrainConfig, steps_per_epoch: int) -> int:
+    """The optimizer steps a run of ``cfg`` takes: what a schedule is laid out over."""
+    total = cfg.epochs * steps_per_epoch
+    if cfg.max_steps:
+        total = min(total, cfg.max_steps)
+    return max(total, 1)
+
+
 class _WarmupCosine:
     """The factor on the learning rate at each step: a linear warm-up, then a half cosine down to ``floor``
     (Loshchilov & Hutter 2017, SGDR; with warm-up and a floor as GPT-2 and nanoGPT's ``get_lr``). A class, not a
@@ -200,6 +209,7 @@ class Trainer:
         self._pending_optimizers: dict[str, Any] | None = None  # loaded in fit(), see there
         self._pending_schedulers: dict[str, Any] | None = None
         self._pending_rng: dict[str, Any] | None = None
+        self._pending_config: TrainConfig | None = None  # the settings a loaded checkpoint was trained with
         self._pending_peer_rng: dict[str, Any] | None = None
         self._peer_rng: list[dict[str, torch.Tensor]] | None = None  # every rank's RNG at the last epoch end
         self._ddp: DistributedDataParallel | None = None  # the model wrapped, only while a distributed fit runs
@@ -246,10 +256,7 @@ class Trainer:
 
     def _build_scheduler(self, opt: torch.optim.Optimizer, steps_per_epoch: int) -> Any:
         c = self.cfg
-        total = c.epochs * steps_per_epoch
-        if c.max_steps:
-            total = min(total, c.max_steps)
-        total = max(total, 1)
+        total = _total_steps(c, steps_per_epoch)
         sched = torch.optim.lr_scheduler
         if c.schedule == "step":
             return sched.StepLR(opt, step_size=max(1, c.step_epochs * steps_per_epoch), gamma=c.step_gamma)
@@ -368,7 +375,6 @@ class Trainer:
                 self._ddp = None
 
     def _fit(self, train: Split | Batches, val: Split | Batches | None) -> list[dict[str, Any]]:
-        cfg = self.cfg
         train_b = self.batches(train, train=True, shard=True)
         val_b = self.batches(val, train=False, shard=True) if val is not None and len(val) else None
         for b in (train_b, val_b):
@@ -377,18 +383,7 @@ class Trainer:
                                  f"{self.dist.rank} of {self.dist.world_size}: give it Splits, or Batches made "
                                  "with this rank= and world_size= (and even=True for training).")  # fmt: skip
         steps = len(train_b)
-        for name, opt in self.optimizers.items():
-            s = self._build_scheduler(opt, steps)
-            if s is not None:
-                self.schedulers[name] = s
-        if self._pending_optimizers:
-            # After the schedulers: building one writes its first learning rate into the optimizer.
-            for name, state in self._pending_optimizers.items():
-                self.optimizers[name].load_state_dict(state)
-            for name, state in (self._pending_schedulers or {}).items():
-                if name in self.schedulers:
-                    self.schedulers[name].load_state_dict(state)
-            self._pending_optimizers = self._pending_schedulers = None
+        self._start_schedules(steps)
         if self._pending_rng is not None:
             checkpoint.restore_rng(self._pending_rng)
             self._pending_rng = None
@@ -398,11 +393,74 @@ class Trainer:
         self.stop_training = False
         for cb in self.callbacks:
             cb.on_train_begin(self)
-        while self.epoch < cfg.epochs and not self.stop_training and not self._out_of_steps():
+        while not self.done() and not self.stop_training:
             self._train_epoch(train_b, val_b, steps)
         for cb in self.callbacks:
             cb.on_train_end(self)
         return self.history
+
+    def _start_schedules(self, steps: int) -> None:
+        """Build the schedulers and, on resume, load the optimizers' state (moments, step counts).
+
+        The rule when resuming: if the settings that shape the schedule (see ``_schedule_key``) are those the run
+        was saved with, the saved scheduler state continues exactly. If --epochs, --max-steps, --lr or another of
+        them changed, the learning rate follows the schedule a run started with the new settings would follow,
+        from the current step on (the optimizers' moments kept): the schedule is built anew and stepped to
+        ``global_step``. A onecycle schedule cannot be stretched or shrunk once started (its one cycle would jump
+        back up): that is refused.
+        """
+        pending, self._pending_optimizers = self._pending_optimizers, None
+        saved_states, self._pending_schedulers = self._pending_schedulers or {}, None
+        saved_cfg, self._pending_config = self._pending_config, None
+        rebuild = bool(pending) and saved_cfg is not None and \
+            self._schedule_key(saved_cfg, steps) != self._schedule_key(self.cfg, steps)  # fmt: skip
+        if rebuild:
+            self._check_rebuild(saved_cfg, steps)
+        for name, opt in self.optimizers.items():
+            if rebuild:  # the new learning rate, before the new scheduler reads it
+                opt.load_state_dict(pending[name])
+                for group in opt.param_groups:
+                    group["lr"] = self.cfg.lr
+                    group.pop("initial_lr", None)
+            s = self._build_scheduler(opt, steps)
+            if s is None:
+                continue
+            self.schedulers[name] = s
+            if rebuild:
+                with warnings.catch_warnings():  # "scheduler.step() before optimizer.step()": meant here
+                    warnings.simplefilter("ignore", UserWarning)
+                    for _ in range(self.global_step):
+                        s.step()
+        if pending and not rebuild:
+            # After the schedulers: building one writes its first learning rate into the optimizer.
+            for name, state in pending.items():
+                self.optimizers[name].load_state_dict(state)
+            for name, state in saved_states.items():
+                if name in self.schedulers:
+                    self.schedulers[name].load_state_dict(state)
+
+    @staticmethod
+    def _schedule_key(cfg: TrainConfig, steps: int) -> tuple:
+        """Everything the learning rate of every step depends on."""
+        shape = {"step": (cfg.step_epochs, cfg.step_gamma), "onecycle": (cfg.pct_start,),
+                 "cosine": (cfg.warmup_steps, cfg.min_lr)}.get(cfg.schedule, ())  # fmt: skip
+        return cfg.schedule, cfg.lr, _total_steps(cfg, steps), shape
+
+    def _check_rebuild(self, saved: TrainConfig, steps: int) -> None:
+        if self.cfg.schedule != "onecycle":
+            return
+        if saved.schedule != "onecycle":
+            raise UserError(f"This run was trained with the {saved.schedule} schedule; a onecycle schedule cannot "
+                            "begin in the middle of a run: start a new run for it.")  # fmt: skip
+        was, now = _total_steps(saved, steps), _total_steps(self.cfg, steps)
+        if was != now:
+            raise UserError(f"This run's onecycle schedule was laid out for {was} steps and cannot become {now} "
+                            "once started: resume with the --epochs and --max-steps it was started with, or start "
+                            "a new run.")  # fmt: skip
+
+    def done(self) -> bool:
+        """Whether training has done all its settings ask for (epochs, max_steps)."""
+        return self.epoch >= self.cfg.epochs or self._out_of_steps()
 
     def _out_of_steps(self) -> bool:
         return self.cfg.max_steps is not None and self.global_step >= self.cfg.max_steps
@@ -542,6 +600,10 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self._pending_optimizers = state["optimizers"]
         self._pending_schedulers = state.get("schedulers") or None
+        saved = (state.get("config") or {}).get("train")
+        known = {f.name for f in dataclasses.fields(TrainConfig)}
+        self._pending_config = dataclasses.replace(self.cfg, **{k: v for k, v in saved.items() if k in known}) \
+            if saved else None  # fmt: skip
         self._pending_rng = state.get("rng")
         self._pending_peer_rng = state.get("peer_rng")
         self.epoch = state["epoch"]

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .. import files
 from ..errors import UserError
 from ..reports import _plt, save_figure
 
@@ -51,13 +52,8 @@ def save_grid(images: torch.Tensor, path: Path, nrow: int | None = None, scale: 
     img = Image.fromarray(grid_array(images, nrow))
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    try:
-        img.save(tmp)
-    except OSError as e:
-        raise UserError(f"Cannot write {path} ({e}).") from None
-    tmp.replace(path)
+    fmt = Image.registered_extensions()[path.suffix.lower()]
+    files.atomic_write(path, lambda fh: img.save(fh, format=fmt))
     return path
 
 
@@ -70,7 +66,8 @@ def save_gif(frames: list[Path], path: Path, ms_per_frame: int = 400) -> Path | 
         with Image.open(f) as img:
             images.append(img.convert("L" if img.mode == "L" else "RGB"))
     durations = [ms_per_frame] * (len(images) - 1) + [3 * ms_per_frame]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=durations, loop=0)
+    files.atomic_write(path, lambda fh: images[0].save(fh, format="GIF", save_all=True, append_images=images[1:],
+                                                       duration=durations, loop=0))  # fmt: skip
     return path
 
 

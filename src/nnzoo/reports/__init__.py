@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from .. import files
+
 
 # Fonts that hold Chinese characters, in order of preference; DejaVu (matplotlib's default) has none.
 CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK TC", "Noto Serif CJK SC", "Source Han Sans SC", "WenQuanYi Zen Hei",
@@ -44,8 +46,10 @@ def save_figure(fig: Any, path: Path, title: str = "", *, fontsize: float | None
     if title:
         fig.suptitle(title, fontsize=fontsize)
     fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
-    _plt().close(fig)
+    try:
+        files.atomic_write(path, lambda fh: fig.savefig(fh, dpi=dpi, format=Path(path).suffix[1:] or "png"))
+    finally:
+        _plt().close(fig)
     return path
 
 
