@@ -22,32 +22,17 @@ import torch
 from . import checkpoint, reports
 from . import distributed as parallel
 from .callbacks import Callback
-from .config import RunConfig, TrainConfig
+from .config import FLAG_SETTINGS, RunConfig, TrainConfig
 from .data import DATASETS, dataset_spec, load_dataset
 from .data.spec import DataSpec, Dataset
 from .errors import UserError
 from .images import load_images
-from .models import MODELS, Model, create_model
+from .models import MODELS, Model, check_compatible, create_model
 from .recipes import RECIPES, load_recipe
 from .summary import format_summary, summarize
 from .tasks import get_task
 from .tasks import generate as _generate_for_task
 from .trainer import Trainer, distributed_session, resolve_device, seed_everything, usable_cores
-
-# Flags of `nnzoo train` and the settings they set.
-FLAG_SETTINGS = {
-    "dataset": "data.name",
-    "data_dir": "data.data_dir",
-    "epochs": "train.epochs",
-    "batch_size": "train.batch_size",
-    "lr": "train.lr",
-    "optimizer": "train.optimizer",
-    "seed": "train.seed",
-    "device": "train.device",
-    "max_steps": "train.max_steps",
-    "data_file": "data.data_file",
-    "column": "data.column",
-}
 
 # Metrics where lower is better (for a recipe's `expected` values): any name containing "loss", and these names or
 # names ending in "_" + one of them (seasonal_naive_mae); every other metric is better higher.
@@ -86,6 +71,8 @@ def make_config(recipe: str | RunConfig, overrides: dict[str, Any] | None = None
     for key, value in sets:
         cfg.override(key, value)
     cfg.train.validate()
+    cfg.data.validate()
+    check_compatible(cfg.model, dataset_spec(cfg.data.name), cfg.data)
     return cfg
 
 

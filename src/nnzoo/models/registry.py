@@ -1,3 +1,15 @@
 from ..registry import Registry
 
 MODELS: Registry = Registry("model")
+
+# The kinds of data each model takes (see data_kind): checked before any data is loaded or model built, so a text
+# corpus given to an MLP is one sentence, not a dtype error deep in a matmul. A model missing here is not checked.
+IMAGES, TEXT, TEXT_CLASSES, SERIES = "images", "text", "text-classification", "series"
+DATA_KINDS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("mlp", "simple-cnn", "lenet5", "vit", "ae", "conv-ae", "denoising-ae", "vae", "conv-vae", "gan",
+                     "dcgan", "cgan"), (IMAGES,)),  # fmt: skip
+    "rnn": (IMAGES, TEXT, TEXT_CLASSES, SERIES),
+    "transformer-encoder": (IMAGES, TEXT_CLASSES),
+    "gpt": (TEXT,),
+}
+KIND_NAMES = {IMAGES: "images", TEXT: "a text corpus", TEXT_CLASSES: "labelled texts", SERIES: "a time series"}
