@@ -28,6 +28,7 @@ from .data.spec import DataSpec, Dataset
 from .errors import UserError
 from .images import load_images
 from .models import MODELS, Model, check_compatible, create_model
+from .paths import check_output
 from .recipes import RECIPES, load_recipe
 from .summary import format_summary, summarize
 from .tasks import get_task
@@ -110,12 +111,15 @@ def train_config(recipe: str | RunConfig, *, out: str | os.PathLike | None = Non
 def _prepare(recipe: str | RunConfig, out: str | os.PathLike | None, resume: bool, overrides: dict[str, Any] | None,
              sets: Sequence[tuple[str, Any]]) -> tuple[RunConfig, Path, dict[str, Any] | None]:  # fmt: skip
     state = None
+    if out is not None:
+        out = check_output(out, "folder")
     if resume:
         run_dir = Path(out) if out else _latest_run(recipe)
         last = run_dir / "checkpoints" / "last.pt"
         if not last.is_file():
             raise UserError(f"Nothing to resume in {run_dir}: it holds no checkpoints/last.pt.")
         state = checkpoint.load(last)
+        checkpoint.check_schema(state, last)
         saved = RunConfig.from_dict(state["config"])
         cfg = make_config(saved, overrides, sets)
         if (cfg.model, cfg.model_args, cfg.data.name) != (saved.model, saved.model_args, saved.data.name):
@@ -306,9 +310,16 @@ def load_run(run_dir: str | os.PathLike, which: str = "best") -> LoadedRun:
     """Rebuild the model of a run folder from its checkpoint alone (no code is unpickled)."""
     path = checkpoint.find(run_dir, which)
     payload = checkpoint.load(path)
-    cfg = RunConfig.from_dict(payload["config"])
-    spec = DataSpec.from_dict(payload["spec"])
-    model = create_model(cfg.model, spec, **cfg.model_args)
+    checkpoint.check_schema(payload, path)  # everything below reads only what was checked here
+    try:
+        cfg = RunConfig.from_dict(payload["config"])
+        spec = DataSpec.from_dict(payload["spec"])
+        model = create_model(cfg.model, spec, **cfg.model_args)
+    except UserError as e:
+        raise UserError(f"{path} holds a config this version cannot rebuild: {e}") from None
+    except (TypeError, ValueError, KeyError) as e:  # a spec with unknown or ill-typed fields
+        raise UserError(f"{path} is damaged: its config or data description is unreadable ({e}).") from None
+    checkpoint.check_weights(model, payload["model"], path, cfg.model)
     model.load_state_dict(payload["model"])
     model.eval()
     return LoadedRun(Path(run_dir), cfg, spec, model, path, payload)
@@ -390,6 +401,8 @@ def report(run_dir: str | os.PathLike, *, data_dir: str | None = None, device: s
 def generate(run_dir: str | os.PathLike, **options: Any) -> dict[str, Any]:
     """Text from a language model, or an image grid from a GAN / VAE; the options are `nnzoo generate`'s flags
     (prompt, length, temperature, top_k, seed, acrostic, n, label, from_images, out, device)."""
+    if options.get("out") is not None:
+        options = {**options, "out": check_output(options["out"], "file", run_dir=run_dir)}
     return _generate_for_task(load_run(run_dir), options)
 
 
@@ -411,6 +424,8 @@ def attention(run_dir: str | os.PathLike, input: str, *, layer: int | None = Non
     """
     from .attention_maps import attention_for_run
 
+    if out is not None:
+        out = check_output(out, "folder", run_dir=run_dir)
     return attention_for_run(load_run(run_dir), input, layer=layer, head=head, out=out, resize=resize,
                              data_dir=data_dir, device=device)  # fmt: skip
 
