@@ -62,7 +62,9 @@ def _add_run_verbs(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir")
     p.add_argument("--prompt", help="text to continue (language models)")
     p.add_argument("--length", type=int, default=200, help="characters or tokens to generate")
-    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="above 0: lower is surer, higher more varied; below 1e-4 always picks the most likely "
+                        "token (greedy)")  # fmt: skip
     p.add_argument("--top-k", type=int, help="sample only from the K most likely next tokens")
     p.add_argument("--acrostic", help="a poem whose lines start with these characters (poem models)")
     p.add_argument("--no-cache", action="store_true", help="recompute the whole context for every token (slower)")
