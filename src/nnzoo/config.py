@@ -69,6 +69,8 @@ class DataConfig:
         _bounded("data.limit_test", self.limit_test, 1)
         _bounded("data.seq_len", self.seq_len, 1)
         _bounded("data.stride", self.stride, 1, self.seq_len)
+        if self.column is not None and self.data_file is None:
+            raise UserError("--column names a column of the CSV given with --data-file; give --data-file too.")
         for key in ("data_file", "column", "data_dir"):
             if getattr(self, key) is not None and not getattr(self, key).strip():
                 raise UserError(f"{setting_name('data.' + key)} must not be empty.")
