@@ -444,6 +444,7 @@ def serve(run_dirs: Sequence[str | os.PathLike], *, host: str | None = None, por
 # ---- explore ---------------------------------------------------------------------------------------------------------
 def summary(model: str, dataset: str = "mnist", **model_args: Any) -> str:
     spec = dataset_spec(dataset)
+    check_compatible(model, spec)  # before a text corpus is loaded for nothing
     if not spec.input_shape:  # text: the vocabulary (and so the model's size) is known only from the data
         spec = load_dataset(dataset).spec
     net = create_model(model, spec, **model_args)

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import typing
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -13,6 +14,14 @@ from typing import Any
 from . import api
 from .config import OPTIMIZERS, parse_set
 from .errors import UserError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's own errors in nnzoo's form: one line ``error: ...`` naming the help to read, exit code 2."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -125,7 +134,7 @@ def _add_run_verbs(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nnzoo", description="Every classic neural network family, one interface.")
+    parser = Parser(prog="nnzoo", description="Every classic neural network family, one interface.")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     _add_train(sub)
     _add_run_verbs(sub)
@@ -229,7 +238,10 @@ def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help (0) or a usage error, already printed as one line (2)
+        return int(e.code or 0)
     warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
     try:
         return run(args, argv)
