@@ -117,6 +117,9 @@ class TrainConfig:
             _bounded(f"train.{key}", getattr(self, key), 1)
         _bounded("train.lr", self.lr, 0, low_open=True)
         _bounded("train.momentum", self.momentum, 0, 1, high_open=True)
+        if self.nesterov and not self.momentum > 0:
+            raise UserError(f"train.nesterov=true needs a positive momentum (--set train.momentum=0.9, say), not "
+                            f"{self.momentum}.")  # fmt: skip
         _bounded("train.weight_decay", self.weight_decay, 0)
         _bounded("train.step_gamma", self.step_gamma, 0, 1, low_open=True)
         _bounded("train.pct_start", self.pct_start, 0, 1, low_open=True, high_open=True)
