@@ -438,7 +438,8 @@ def test_bad_input_is_one_error_line_and_writes_nothing(places: dict[str, Path],
 def test_the_table_is_large_and_covers_every_verb() -> None:
     assert len(CASES) >= 150
     verbs = {a[0] for a, _ in CASES if a}
-    assert verbs >= {"train", "eval", "predict", "generate", "export", "serve", "report", "summary", "attention", "list"}
+    assert verbs >= {"train", "eval", "predict", "generate", "export", "serve", "report", "summary", "attention",
+                     "list"}
 
 
 def test_a_finished_run_survives_bad_commands(places: dict[str, Path], tmp_path: Path,
@@ -450,8 +451,8 @@ def test_a_finished_run_survives_bad_commands(places: dict[str, Path], tmp_path:
     img, notes = places["d"] / "digit.png", places["d"] / "notes.txt"
 
     def hashes() -> dict[str, str]:
-        return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for run in (clf, cgan) for p in sorted(run.rglob("*"))
-                if p.is_file()}  # fmt: skip
+        files = [p for run in (clf, cgan) for p in sorted(run.rglob("*")) if p.is_file()]
+        return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
     before = hashes()
     bad = [["eval", clf, "--device", "tpu"], ["predict", clf, img, "--top-k", "0"], ["predict", clf, notes],

@@ -70,14 +70,17 @@ def check_weights(module: torch.nn.Module, state: dict[str, Any], path: str | Pa
     """``state`` fits ``module`` (the same names, the same shapes), else one sentence saying where it differs."""
     own = module.state_dict()
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-    if missing or unexpected:
-        parts = [f"it lacks {missing[0]!r}" if missing else "", f"it has an unknown {unexpected[0]!r}" if unexpected else ""]
-        raise UserError(f"{path} does not belong to the {what} its config describes: "
-                        f"{' and '.join(p for p in parts if p)}.")  # fmt: skip
-    for name, tensor in own.items():
-        if tuple(state[name].shape) != tuple(tensor.shape):
-            raise UserError(f"{path} does not belong to the {what} its config describes: {name!r} is "
-                            f"{tuple(state[name].shape)} in the checkpoint but {tuple(tensor.shape)} in the model.")  # fmt: skip
+    wrong = [n for n, t in own.items() if n in state and tuple(state[n].shape) != tuple(t.shape)]
+    if missing:
+        why = f"it lacks {missing[0]!r}"
+    elif unexpected:
+        why = f"it has an unknown {unexpected[0]!r}"
+    elif wrong:
+        n = wrong[0]
+        why = f"{n!r} is {tuple(state[n].shape)} in the checkpoint but {tuple(own[n].shape)} in the model"
+    else:
+        return
+    raise UserError(f"{path} does not belong to the {what} its config describes: {why}.")
 
 
 def find(run_dir: str | Path, which: str = "best") -> Path:

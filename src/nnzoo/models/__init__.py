@@ -11,7 +11,7 @@ from ..data.spec import DataSpec
 from ..errors import IncompatibleData, UserError
 from . import autoencoder, cnn, gan, mlp, rnn, transformer  # noqa: F401  (register the builders)
 from .base import Classifier, Model
-from .registry import DATA_KINDS, IMAGES, KIND_NAMES, MODELS, SERIES, TEXT
+from .registry import DATA_KINDS, IMAGES, KIND_NAMES, KIND_OF, MODELS, SERIES, TEXT
 
 
 def create_model(name: str, spec: DataSpec, **kwargs: Any) -> Model:
@@ -22,8 +22,7 @@ def create_model(name: str, spec: DataSpec, **kwargs: Any) -> Model:
 
 def data_kind(spec: DataSpec) -> str:
     """images, text (a corpus for language models), text-classification (labelled texts) or series."""
-    kind = spec.extra.get("kind")
-    return {"poems": TEXT}.get(kind, kind) if kind in ("text", "poems", "text-classification", "series") else IMAGES
+    return KIND_OF.get(spec.extra.get("kind"), IMAGES)
 
 
 def check_compatible(name: str, spec: DataSpec, data: Any = None) -> None:
@@ -58,7 +57,7 @@ def _param_type(builder: Callable[..., Any], param: inspect.Parameter) -> Any:
     annotation = param.annotation
     if isinstance(annotation, str):  # postponed annotations (from __future__ import annotations)
         try:
-            annotation = eval(annotation, builder.__globals__)  # noqa: S307  (our own source's annotations)
+            annotation = eval(annotation, builder.__globals__)  # our own source's annotations, not user input
         except Exception:  # noqa: BLE001  (a name only imported for type checkers)
             annotation = inspect.Parameter.empty
     if annotation is not inspect.Parameter.empty:
