@@ -470,3 +470,22 @@ def test_a_finished_run_survives_bad_commands(places: dict[str, Path], tmp_path:
         code, err = _run(capsys, [str(a) for a in argv])
         _assert_one_error(code, err, "")
     assert hashes() == before
+
+
+def test_tiny_temperatures_decode_greedily(places: dict[str, Path], capsys: pytest.CaptureFixture) -> None:
+    """Any positive temperature works: below 1e-4 every seed writes the same, most likely text; above it the
+    logits are scaled with their maximum subtracted, so a small temperature never overflows to inf or nan."""
+    from nnzoo.generation import scale_logits
+
+    texts = set()
+    for temperature, seed in (("1e-45", "1"), ("1e-300", "2"), ("5e-324", "3"), ("0.00001", "4")):
+        code = main(["generate", str(places["lm"]), "--temperature", temperature, "--length", "12", "--seed", seed])
+        out, err = capsys.readouterr()
+        assert code == 0 and "error" not in err, err
+        texts.add(out)
+    assert len(texts) == 1
+    logits = torch.tensor([3e4, -2e4, 1.0, 3e4])
+    for t in (1e-4, 1e-3, 0.5, 10.0):
+        probs = torch.softmax(scale_logits(logits, t), -1)
+        assert torch.isfinite(probs).all() and probs[0] == probs[3] and probs.sum().item() == pytest.approx(1)
+    assert scale_logits(logits, 1e-45).tolist() == [0.0, -float("inf"), -float("inf"), 0.0]
