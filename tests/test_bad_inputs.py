@@ -489,3 +489,19 @@ def test_tiny_temperatures_decode_greedily(places: dict[str, Path], capsys: pyte
         probs = torch.softmax(scale_logits(logits, t), -1)
         assert torch.isfinite(probs).all() and probs[0] == probs[3] and probs.sum().item() == pytest.approx(1)
     assert scale_logits(logits, 1e-45).tolist() == [0.0, -float("inf"), -float("inf"), 0.0]
+
+
+def test_configs_built_in_python_are_checked_too() -> None:
+    """The same bounds hold for a TrainConfig or DataConfig made in Python, which never passed through --set."""
+    from nnzoo import TrainConfig, load_dataset
+    from nnzoo.errors import UserError
+
+    for kwargs, message in [(dict(epochs=float("inf")), "--epochs must be a finite number, not inf"),
+                            (dict(clip_grad_norm=float("nan")), "train.clip_grad_norm must be a finite number"),
+                            (dict(seed=2**64), "--seed must be in [0, 9223372036854775807]"),
+                            (dict(momentum=-1.0), "train.momentum must be in [0, 1)")]:  # fmt: skip
+        with pytest.raises(UserError) as e:
+            TrainConfig(**kwargs).validate()
+        assert message in str(e.value)
+    with pytest.raises(UserError, match="data.limit_train must be a positive whole number, not -1"):
+        load_dataset("digits", limit_train=-1)

@@ -284,6 +284,8 @@ def _bounded(key: str, value: float | None, low: float | None = None, high: floa
     """Refuse ``value`` (None passes: an optional setting left unset) outside [low, high], either end open."""
     if value is None:
         return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise UserError(f"{setting_name(key)} must be a finite number, not {value!r}.")  # a config built in Python
     ok = low is None or (value > low if low_open else value >= low)
     ok = ok and (high is None or (value < high if high_open else value <= high))
     if ok:
