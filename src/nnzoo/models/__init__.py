@@ -11,7 +11,7 @@ from ..data.spec import DataSpec
 from ..errors import IncompatibleData, UserError
 from . import autoencoder, cnn, gan, mlp, rnn, transformer  # noqa: F401  (register the builders)
 from .base import Classifier, Model
-from .registry import DATA_KINDS, IMAGES, KIND_NAMES, KIND_OF, MODELS, SERIES, TEXT
+from .registry import DATA_KINDS, IMAGES, KIND_NAMES, KIND_OF, MODELS, SERIES, TASK_KINDS, TEXT, TEXT_CLASSES
 
 
 def create_model(name: str, spec: DataSpec, **kwargs: Any) -> Model:
@@ -21,7 +21,12 @@ def create_model(name: str, spec: DataSpec, **kwargs: Any) -> Model:
 
 
 def data_kind(spec: DataSpec) -> str:
-    """images, text (a corpus for language models), text-classification (labelled texts) or series."""
+    """images, text (a corpus for language models), text-classification (labelled texts) or series: from the
+    spec's task and padding first, as a spec built in Python may not say its kind."""
+    if spec.task in TASK_KINDS:
+        return TASK_KINDS[spec.task]
+    if "pad_id" in spec.extra:
+        return TEXT_CLASSES
     return KIND_OF.get(spec.extra.get("kind"), IMAGES)
 
 

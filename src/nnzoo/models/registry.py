@@ -13,6 +13,7 @@ DATA_KINDS: dict[str, tuple[str, ...]] = {
     "transformer-encoder": (IMAGES, TEXT_CLASSES),
     "gpt": (TEXT,),
 }
-# A dataset's spec.extra["kind"] -> its kind here; a spec without one holds images.
+# A dataset's task, else its spec.extra["kind"] -> its kind here; a spec saying neither holds images.
+TASK_KINDS = {"language-model": TEXT, "forecast": SERIES}
 KIND_OF = {"text": TEXT, "poems": TEXT, "text-classification": TEXT_CLASSES, "series": SERIES}
 KIND_NAMES = {IMAGES: "images", TEXT: "a text corpus", TEXT_CLASSES: "labelled texts", SERIES: "a time series"}
