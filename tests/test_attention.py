@@ -128,7 +128,7 @@ def test_weight_tying_shares_one_table() -> None:
 
 
 def test_gpt_refuses_images_and_short_contexts() -> None:
-    with pytest.raises(IncompatibleData, match="gpt is a language model: train it on a text dataset"):
+    with pytest.raises(IncompatibleData, match="gpt takes a text corpus, but mnist is images"):
         create_model("gpt", dataset_spec("mnist"))
     with pytest.raises(UserError, match="context \\(8\\) must be at least data.seq_len \\(16\\)"):
         create_model("gpt", LM_SPEC, context=8)

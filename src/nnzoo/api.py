@@ -22,32 +22,18 @@ import torch
 from . import checkpoint, files, reports
 from . import distributed as parallel
 from .callbacks import Callback
-from .config import RunConfig, TrainConfig
+from .config import FLAG_SETTINGS, RunConfig, TrainConfig
 from .data import DATASETS, dataset_spec, load_dataset
 from .data.spec import DataSpec, Dataset
 from .errors import Terminated, UserError
 from .images import load_images
-from .models import MODELS, Model, create_model
+from .models import MODELS, Model, check_compatible, create_model
+from .paths import check_output
 from .recipes import RECIPES, load_recipe
 from .summary import format_summary, summarize
 from .tasks import get_task
 from .tasks import generate as _generate_for_task
 from .trainer import Trainer, distributed_session, resolve_device, seed_everything, usable_cores
-
-# Flags of `nnzoo train` and the settings they set.
-FLAG_SETTINGS = {
-    "dataset": "data.name",
-    "data_dir": "data.data_dir",
-    "epochs": "train.epochs",
-    "batch_size": "train.batch_size",
-    "lr": "train.lr",
-    "optimizer": "train.optimizer",
-    "seed": "train.seed",
-    "device": "train.device",
-    "max_steps": "train.max_steps",
-    "data_file": "data.data_file",
-    "column": "data.column",
-}
 
 # Metrics where lower is better (for a recipe's `expected` values): any name containing "loss", and these names or
 # names ending in "_" + one of them (seasonal_naive_mae); every other metric is better higher.
@@ -86,6 +72,8 @@ def make_config(recipe: str | RunConfig, overrides: dict[str, Any] | None = None
     for key, value in sets:
         cfg.override(key, value)
     cfg.train.validate()
+    cfg.data.validate()
+    check_compatible(cfg.model, dataset_spec(cfg.data.name), cfg.data)
     return cfg
 
 
@@ -123,9 +111,13 @@ def train_config(recipe: str | RunConfig, *, out: str | os.PathLike | None = Non
 def _prepare(recipe: str | RunConfig, out: str | os.PathLike | None, resume: bool, overrides: dict[str, Any] | None,
              sets: Sequence[tuple[str, Any]]) -> tuple[RunConfig, Path, dict[str, Any] | None]:  # fmt: skip
     state = None
+    if out is not None:
+        out = check_output(out, "folder")
     run_dir = (Path(out) if out else _latest_run(recipe)) if resume else None
     if run_dir is not None and _started(run_dir):
-        state = checkpoint.load(run_dir / "checkpoints" / "last.pt")
+        last = run_dir / "checkpoints" / "last.pt"
+        state = checkpoint.load(last)
+        checkpoint.check_schema(state, last)
         saved = RunConfig.from_dict(state["config"])
         cfg = make_config(saved, overrides, sets)
         if (cfg.model, cfg.model_args, cfg.data.name) != (saved.model, saved.model_args, saved.data.name):
@@ -374,9 +366,16 @@ def load_run(run_dir: str | os.PathLike, which: str = "best") -> LoadedRun:
     """Rebuild the model of a run folder from its checkpoint alone (no code is unpickled)."""
     path = checkpoint.find(run_dir, which)
     payload = checkpoint.load(path)
-    cfg = RunConfig.from_dict(payload["config"])
-    spec = DataSpec.from_dict(payload["spec"])
-    model = create_model(cfg.model, spec, **cfg.model_args)
+    checkpoint.check_schema(payload, path)  # everything below reads only what was checked here
+    try:
+        cfg = RunConfig.from_dict(payload["config"])
+        spec = DataSpec.from_dict(payload["spec"])
+        model = create_model(cfg.model, spec, **cfg.model_args)
+    except UserError as e:
+        raise UserError(f"{path} holds a config this version cannot rebuild: {e}") from None
+    except (TypeError, ValueError, KeyError) as e:  # a spec with unknown or ill-typed fields
+        raise UserError(f"{path} is damaged: its config or data description is unreadable ({e}).") from None
+    checkpoint.check_weights(model, payload["model"], path, cfg.model)
     model.load_state_dict(payload["model"])
     model.eval()
     return LoadedRun(Path(run_dir), cfg, spec, model, path, payload)
@@ -458,6 +457,8 @@ def report(run_dir: str | os.PathLike, *, data_dir: str | None = None, device: s
 def generate(run_dir: str | os.PathLike, **options: Any) -> dict[str, Any]:
     """Text from a language model, or an image grid from a GAN / VAE; the options are `nnzoo generate`'s flags
     (prompt, length, temperature, top_k, seed, acrostic, n, label, from_images, out, device)."""
+    if options.get("out") is not None:
+        options = {**options, "out": check_output(options["out"], "file", run_dir=run_dir)}
     return _generate_for_task(load_run(run_dir), options)
 
 
@@ -479,6 +480,8 @@ def attention(run_dir: str | os.PathLike, input: str, *, layer: int | None = Non
     """
     from .attention_maps import attention_for_run
 
+    if out is not None:
+        out = check_output(out, "folder", run_dir=run_dir)
     return attention_for_run(load_run(run_dir), input, layer=layer, head=head, out=out, resize=resize,
                              data_dir=data_dir, device=device)  # fmt: skip
 
@@ -501,6 +504,7 @@ def serve(run_dirs: Sequence[str | os.PathLike], *, host: str | None = None, por
 # ---- explore ---------------------------------------------------------------------------------------------------------
 def summary(model: str, dataset: str = "mnist", **model_args: Any) -> str:
     spec = dataset_spec(dataset)
+    check_compatible(model, spec)  # before a text corpus is loaded for nothing
     if not spec.input_shape:  # text: the vocabulary (and so the model's size) is known only from the data
         spec = load_dataset(dataset).spec
     net = create_model(model, spec, **model_args)

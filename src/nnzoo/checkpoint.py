@@ -18,6 +18,9 @@ from . import files
 from .errors import UserError
 
 SCHEMA = 1
+# What every checkpoint holds, and the types of the keys a run folder's readers use when present.
+REQUIRED = {"config": dict, "spec": dict, "model": dict}
+OPTIONAL = {"history": list, "epoch": int, "global_step": int}
 
 
 def save(payload: dict[str, Any], path: str | Path) -> None:
@@ -42,6 +45,37 @@ def load(path: str | Path) -> dict[str, Any]:
     if not isinstance(payload, dict) or payload.get("schema") != SCHEMA:
         raise UserError(f"{path} is not an nnzoo checkpoint of schema {SCHEMA}.")
     return payload
+
+
+def check_schema(payload: dict[str, Any], path: str | Path) -> None:
+    """The keys (and their types) any reader of ``payload`` relies on, refused as one sentence naming the file."""
+    for key, kind in {**REQUIRED, **OPTIONAL}.items():
+        if key not in payload:
+            if key in REQUIRED:
+                raise UserError(f"{path} is damaged or not a run's checkpoint: it has no {key!r}.")
+        elif not isinstance(payload[key], kind) or isinstance(payload[key], bool):
+            raise UserError(f"{path} is damaged: its {key!r} is a {type(payload[key]).__name__}, not a "
+                            f"{kind.__name__}.")  # fmt: skip
+    bad = next((k for k, v in payload["model"].items() if not isinstance(v, torch.Tensor)), None)
+    if bad is not None:
+        raise UserError(f"{path} is damaged: its weights hold {bad!r}, which is not a tensor.")
+
+
+def check_weights(module: torch.nn.Module, state: dict[str, Any], path: str | Path, what: str) -> None:
+    """``state`` fits ``module`` (the same names, the same shapes), else one sentence saying where it differs."""
+    own = module.state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    wrong = [n for n, t in own.items() if n in state and tuple(state[n].shape) != tuple(t.shape)]
+    if missing:
+        why = f"it lacks {missing[0]!r}"
+    elif unexpected:
+        why = f"it has an unknown {unexpected[0]!r}"
+    elif wrong:
+        n = wrong[0]
+        why = f"{n!r} is {tuple(state[n].shape)} in the checkpoint but {tuple(own[n].shape)} in the model"
+    else:
+        return
+    raise UserError(f"{path} does not belong to the {what} its config describes: {why}.")
 
 
 def find(run_dir: str | Path, which: str = "best") -> Path:

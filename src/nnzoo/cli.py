@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import threading
+import typing
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -16,6 +17,14 @@ from typing import Any
 from . import api
 from .config import OPTIMIZERS, parse_set
 from .errors import Terminated, UserError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's own errors in nnzoo's form: one line ``error: ...`` naming the help to read, exit code 2."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -65,7 +74,9 @@ def _add_run_verbs(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir")
     p.add_argument("--prompt", help="text to continue (language models)")
     p.add_argument("--length", type=int, default=200, help="characters or tokens to generate")
-    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="above 0: lower is surer, higher more varied; below 1e-4 always picks the most likely "
+                        "token (greedy)")  # fmt: skip
     p.add_argument("--top-k", type=int, help="sample only from the K most likely next tokens")
     p.add_argument("--acrostic", help="a poem whose lines start with these characters (poem models)")
     p.add_argument("--no-cache", action="store_true", help="recompute the whole context for every token (slower)")
@@ -132,7 +143,7 @@ def _add_run_verbs(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nnzoo", description="Every classic neural network family, one interface.")
+    parser = Parser(prog="nnzoo", description="Every classic neural network family, one interface.")
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     _add_train(sub)
     _add_run_verbs(sub)
@@ -262,7 +273,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
     try:
         with _signals():
-            return run(build_parser().parse_args(argv), argv)
+            try:
+                args = build_parser().parse_args(argv)
+            except SystemExit as e:  # --help (0) or a usage error, already printed as one line (2)
+                return int(e.code or 0)
+            return run(args, argv)
     except UserError as e:
         if os.environ.get("RANK", "0") == "0":  # under torchrun every process meets the same error: say it once
             print(f"error: {e}", file=sys.stderr)

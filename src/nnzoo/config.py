@@ -6,6 +6,7 @@ Every value has one home in a dataclass below; validation names the setting (and
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -18,6 +19,28 @@ from .errors import UserError
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+MAX_SEED = 2**63 - 1  # torch.manual_seed takes up to 2**64 - 1; generators and NumPy's seed take less
+
+# Flags of `nnzoo train` and the settings they set (so a message can name the flag a user typed).
+FLAG_SETTINGS = {
+    "dataset": "data.name",
+    "data_dir": "data.data_dir",
+    "epochs": "train.epochs",
+    "batch_size": "train.batch_size",
+    "lr": "train.lr",
+    "optimizer": "train.optimizer",
+    "seed": "train.seed",
+    "device": "train.device",
+    "max_steps": "train.max_steps",
+    "data_file": "data.data_file",
+    "column": "data.column",
+}
+_FLAGS = {setting: "--" + flag.replace("_", "-") for flag, setting in FLAG_SETTINGS.items()}
+
+
+def setting_name(key: str) -> str:
+    """How a message names a setting: its flag when it has one (--epochs), else its key (train.momentum)."""
+    return _FLAGS.get(key, key)
 
 
 @dataclass
@@ -34,6 +57,23 @@ class DataConfig:
     data_file: str | None = None  # a user's own file: UTF-8 text for language models, CSV for series
     column: str | None = None  # the CSV column to forecast
     options: dict[str, Any] = field(default_factory=dict)  # dataset-specific, e.g. {"regular_only": true}
+
+    def validate(self) -> None:
+        """Ranges and meaning of the data settings (types were checked when the config was built)."""
+        _bounded("data.val_size", self.val_size, 0)
+        if self.val_size >= 1 and self.val_size != int(self.val_size):
+            raise UserError(f"data.val_size must be 0, a fraction between 0 and 1, or a whole number of samples, "
+                            f"not {self.val_size}.")  # fmt: skip
+        _bounded("data.split_seed", self.split_seed, 0, MAX_SEED)
+        _bounded("data.limit_train", self.limit_train, 1)
+        _bounded("data.limit_test", self.limit_test, 1)
+        _bounded("data.seq_len", self.seq_len, 1)
+        _bounded("data.stride", self.stride, 1, self.seq_len)
+        if self.column is not None and self.data_file is None:
+            raise UserError("--column names a column of the CSV given with --data-file; give --data-file too.")
+        for key in ("data_file", "column", "data_dir"):
+            if getattr(self, key) is not None and not getattr(self, key).strip():
+                raise UserError(f"{setting_name('data.' + key)} must not be empty.")
 
 
 @dataclass
@@ -67,26 +107,31 @@ class TrainConfig:
     log_every: int = 50  # progress refresh, in steps
 
     def validate(self) -> None:
+        """Ranges and meaning of the training settings (types were checked when the config was built)."""
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
         if self.device not in DEVICES and not self.device.startswith("cuda:"):
             raise UserError(f"--device must be one of {', '.join(DEVICES)} (or cuda:N), not {self.device!r}.")
-        _positive("epochs", self.epochs)
-        _positive("batch_size", self.batch_size)
-        _positive("eval_batch_size", self.eval_batch_size)
-        if not self.lr > 0:
-            raise UserError(f"--lr must be a positive number, not {self.lr}.")
-        if self.max_steps is not None:
-            _positive("max_steps", self.max_steps)
+        for key in ("epochs", "batch_size", "eval_batch_size", "max_steps", "step_epochs", "num_threads",
+                    "early_stopping_patience", "log_every"):  # fmt: skip
+            _bounded(f"train.{key}", getattr(self, key), 1)
+        _bounded("train.lr", self.lr, 0, low_open=True)
+        _bounded("train.momentum", self.momentum, 0, 1, high_open=True)
+        if self.nesterov and not self.momentum > 0:
+            raise UserError(f"train.nesterov=true needs a positive momentum (--set train.momentum=0.9, say), not "
+                            f"{self.momentum}.")  # fmt: skip
+        _bounded("train.weight_decay", self.weight_decay, 0)
+        _bounded("train.step_gamma", self.step_gamma, 0, 1, low_open=True)
+        _bounded("train.pct_start", self.pct_start, 0, 1, low_open=True, high_open=True)
+        _bounded("train.warmup_steps", self.warmup_steps, 0)
+        _bounded("train.min_lr", self.min_lr, 0, self.lr)
+        _bounded("train.clip_grad_norm", self.clip_grad_norm, 0, low_open=True)
+        _bounded("train.seed", self.seed, 0, MAX_SEED)
         if self.betas is not None and not (
             isinstance(self.betas, (list, tuple)) and len(self.betas) == 2
             and all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in self.betas)
         ):  # fmt: skip
             raise UserError(f"train.betas must be two numbers in [0, 1), like [0.5, 0.999], not {self.betas!r}.")
-        if self.warmup_steps < 0:
-            raise UserError(f"train.warmup_steps must be 0 or more, not {self.warmup_steps}.")
-        if not 0 <= self.min_lr <= self.lr:
-            raise UserError(f"train.min_lr must be between 0 and the learning rate ({self.lr}), not {self.min_lr}.")
         if self.monitor not in ("val_loss", "val_accuracy"):
             raise UserError(f"monitor must be val_loss or val_accuracy, not {self.monitor!r}.")
 
@@ -122,7 +167,7 @@ class RunConfig:
             obj[name] = value
             return
         ftype = {f.name: f.type for f in dataclasses.fields(obj)}[name]
-        setattr(obj, name, _coerce(key, value, _resolve(type(obj), name, ftype)))
+        setattr(obj, name, coerce(key, value, _resolve(type(obj), name, ftype)))
 
     def _locate(self, key: str) -> tuple[Any, str]:
         parts = key.split(".")
@@ -175,7 +220,7 @@ def _build(cls: type, d: dict[str, Any], prefix: str) -> Any:
         if dataclasses.is_dataclass(t):
             kwargs[name] = _build(t, value or {}, f"{prefix}{name}.")
         else:
-            kwargs[name] = _coerce(prefix + name, value, t)
+            kwargs[name] = coerce(prefix + name, value, t)
     return cls(**kwargs)
 
 
@@ -183,7 +228,7 @@ def _resolve(cls: type, name: str, _ftype: Any) -> Any:
     return typing.get_type_hints(cls)[name]
 
 
-def _coerce(key: str, value: Any, t: Any) -> Any:
+def coerce(key: str, value: Any, t: Any) -> Any:
     """Check (and gently convert) ``value`` to the annotated type ``t``; the message names the setting."""
     origin = typing.get_origin(t)
     if origin in (typing.Union, types.UnionType):
@@ -195,7 +240,7 @@ def _coerce(key: str, value: Any, t: Any) -> Any:
             if a is type(None):
                 continue
             try:
-                return _coerce(key, value, a)
+                return coerce(key, value, a)
             except UserError as e:
                 errors.append(e)
         raise errors[0]
@@ -207,13 +252,20 @@ def _coerce(key: str, value: Any, t: Any) -> Any:
         if isinstance(value, bool):
             return value
         raise UserError(f"Setting {key!r} must be true or false, not {value!r}.")
-    if t is int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+    if origin in (list, tuple) or t in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise UserError(f"Setting {key!r} must be a list, like [1, 2], not {value!r}.")
+        args = [a for a in typing.get_args(t) if a is not Ellipsis]
+        return [coerce(f"{key}[{i}]", v, args[0]) for i, v in enumerate(value)] if args else list(value)
+    if t is int:  # 3.0 is taken as 3; inf, nan and 2.5 are not whole numbers
+        if isinstance(value, bool) or not (isinstance(value, int) or isinstance(value, float) and value.is_integer()):
             raise UserError(f"Setting {key!r} must be a whole number, not {value!r}.")
         return int(value)
     if t is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise UserError(f"Setting {key!r} must be a number, not {value!r}.")
+        if not math.isfinite(value):
+            raise UserError(f"Setting {key!r} must be a finite number, not {value!r}.")
         return value if isinstance(value, int) else float(value)
     if t is str:
         if not isinstance(value, str):
@@ -227,6 +279,23 @@ def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
         raise UserError(f"--{key.replace('_', '-')} must be one of {', '.join(choices)}, not {value!r}.")
 
 
-def _positive(key: str, value: int) -> None:
-    if value <= 0:
-        raise UserError(f"--{key.replace('_', '-')} must be a positive whole number, not {value}.")
+def _bounded(key: str, value: float | None, low: float | None = None, high: float | None = None, *,
+             low_open: bool = False, high_open: bool = False) -> None:  # fmt: skip
+    """Refuse ``value`` (None passes: an optional setting left unset) outside [low, high], either end open."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise UserError(f"{setting_name(key)} must be a finite number, not {value!r}.")  # a config built in Python
+    ok = low is None or (value > low if low_open else value >= low)
+    ok = ok and (high is None or (value < high if high_open else value <= high))
+    if ok:
+        return
+    if low == 1 and high is None and isinstance(value, int):
+        wanted = "a positive whole number"
+    elif low == 0 and low_open and high is None:
+        wanted = "a positive number"
+    elif high is None:
+        wanted = f"{'above' if low_open else 'at least'} {low}"
+    else:
+        wanted = f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+    raise UserError(f"{setting_name(key)} must be {wanted}, not {value!r}.")

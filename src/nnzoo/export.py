@@ -131,10 +131,14 @@ def real_test_inputs(run: Any, n: int) -> tuple[torch.Tensor | None, list[str]]:
 # ---- the export itself ----------------------------------------------------------------------------------------
 def export(run_dir: str | Path, fmt: str = "onnx", out: str | Path | None = None) -> dict[str, Any]:
     from .api import load_run
+    from .paths import check_output
     from .tasks import get_task
 
     if fmt not in FORMATS:
         raise UserError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}.")
+    if out is not None:
+        out = check_output(out, "file", run_dir=run_dir)
+        check_output(out.with_name(out.name + ".json"), "file", run_dir=run_dir)  # the description beside it
     run = load_run(run_dir)
     task = get_task(run.spec.task)
     if task.export is None:

@@ -19,13 +19,28 @@ MAX_LENGTH = 20_000
 CLAUSE_END = "，。？！；"
 
 
+GREEDY_BELOW = 1e-4  # a temperature below this samples the most likely token (the limit as temperature -> 0)
+
+
 def check_options(length: int, temperature: float, top_k: int | None) -> None:
-    if not 1 <= length <= MAX_LENGTH:
-        raise UserError(f"--length must be between 1 and {MAX_LENGTH}, not {length}.")
-    if not (temperature > 0 and math.isfinite(temperature)):
-        raise UserError(f"--temperature must be a positive number, not {temperature}.")
-    if top_k is not None and top_k < 1:
-        raise UserError(f"--top-k must be at least 1, not {top_k}.")
+    """The sampling options, wherever they come from (CLI, ``nnzoo.generate``, the server)."""
+    if isinstance(length, bool) or not isinstance(length, int) or not 1 <= length <= MAX_LENGTH:
+        raise UserError(f"--length must be a whole number from 1 to {MAX_LENGTH}, not {length}.")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
+        temperature > 0 and math.isfinite(temperature)
+    ):  # fmt: skip
+        raise UserError(f"--temperature must be a positive, finite number, not {temperature}.")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise UserError(f"--top-k must be a whole number of at least 1, not {top_k}.")
+
+
+def scale_logits(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``logits / temperature`` computed safely in float32: the maximum is subtracted first (so nothing
+    overflows to inf), and below GREEDY_BELOW only the most likely tokens keep a chance (greedy decoding)."""
+    logits = logits.float()
+    if temperature < GREEDY_BELOW:
+        return torch.where(logits == logits.max(), 0.0, -math.inf)
+    return (logits - logits.max()) / temperature
 
 
 class Sampler:
@@ -65,10 +80,10 @@ class Sampler:
         return logits[0, -1].float(), state
 
     def sample(self, allowed: torch.Tensor | None = None) -> int:
-        logits = self.logits() / self.temperature
-        logits = logits.masked_fill(self.banned, -math.inf)
+        logits = self.logits().masked_fill(self.banned, -math.inf)
         if allowed is not None:
             logits = logits.masked_fill(~allowed, -math.inf)
+        logits = scale_logits(logits, self.temperature)
         if self.top_k is not None and self.top_k < logits.numel():
             kth = torch.topk(logits, self.top_k).values[-1]
             logits = logits.masked_fill(logits < kth, -math.inf)
@@ -166,8 +181,10 @@ def generate_for_run(run: Any, options: dict[str, Any]) -> dict[str, Any]:
     """The `nnzoo generate` handler of the language-model task."""
     if options.get("label") is not None or options.get("from_images"):
         raise UserError("--label and --from are for image models (GAN / VAE); a language model takes --prompt.")
-    length = options.get("length") or 200
-    temperature = options.get("temperature") or 1.0
+    if options.get("out") is not None:
+        raise UserError("--out writes the image grid of a GAN or VAE; a language model's text goes to stdout.")
+    length = 200 if options.get("length") is None else options["length"]
+    temperature = 1.0 if options.get("temperature") is None else options["temperature"]
     top_k = options.get("top_k")
     check_options(length, temperature, top_k)
     vocab = CharVocab(run.spec.extra["vocab"])

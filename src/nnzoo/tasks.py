@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from . import reports
+from .config import MAX_SEED
 from .errors import UserError
 from .registry import Registry
 
@@ -58,6 +59,9 @@ def get_task(name: str) -> Task:
 
 
 def generate(run: LoadedRun, options: dict[str, Any]) -> dict[str, Any]:
+    seed = options.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED):
+        raise UserError(f"--seed must be a whole number from 0 to {MAX_SEED}, not {seed}.")
     task = get_task(run.spec.task)
     if task.generate is None:
         raise UserError(f"{run.run_dir} holds a {run.spec.task} model ({run.config.model}), which does not generate; "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import DataConfig
+from ..errors import UserError
 from . import series, tang_authors, text, vision  # noqa: F401  (register the datasets)
 from .batches import Batches
 from .idx import read_idx, write_idx
@@ -17,7 +18,12 @@ def load_dataset(name: str | DataConfig, **overrides: Any) -> Dataset:
     cfg = name if isinstance(name, DataConfig) else DataConfig(name=name)
     for k, v in overrides.items():
         setattr(cfg, k, v)
-    return DATASETS.get(cfg.name).load(cfg)
+    cfg.validate()
+    data = DATASETS.get(cfg.name).load(cfg)
+    for split, part in (("training", data.train), ("test", data.test)):  # before any epoch or checkpoint
+        if len(part) == 0:
+            raise UserError(f"The {split} split of {data.spec.name} holds no samples (from {data.source}).")
+    return data
 
 
 def dataset_spec(name: str) -> DataSpec:

@@ -93,6 +93,8 @@ def read_csv_series(path: str | Path, column: str | None) -> Series:
     except csv.Error:
         dialect = csv.excel
     rows = [r for r in csv.reader(io.StringIO(text), dialect) if any(cell.strip() for cell in r)]
+    if not rows:
+        raise UserError(f"{path} holds no values, only separators: give a header row and a column of numbers.")
     header = [h.strip() for h in rows[0]]
     if column is None:
         if len(header) != 1:

@@ -3,23 +3,72 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from typing import Any
 
+from ..config import coerce
 from ..data.spec import DataSpec
-from ..errors import UserError
+from ..errors import IncompatibleData, UserError
 from . import autoencoder, cnn, gan, mlp, rnn, transformer  # noqa: F401  (register the builders)
 from .base import Classifier, Model
-from .registry import MODELS
+from .registry import DATA_KINDS, IMAGES, KIND_NAMES, KIND_OF, MODELS, SERIES, TASK_KINDS, TEXT, TEXT_CLASSES
 
 
 def create_model(name: str, spec: DataSpec, **kwargs: Any) -> Model:
+    check_compatible(name, spec)
     builder = MODELS.get(name)
-    params = inspect.signature(builder).parameters
-    unknown = sorted(set(kwargs) - set(params) - {"spec"})
+    return builder(spec, **check_model_args(name, builder, kwargs))
+
+
+def data_kind(spec: DataSpec) -> str:
+    """images, text (a corpus for language models), text-classification (labelled texts) or series: from the
+    spec's task and padding first, as a spec built in Python may not say its kind."""
+    if spec.task in TASK_KINDS:
+        return TASK_KINDS[spec.task]
+    if "pad_id" in spec.extra:
+        return TEXT_CLASSES
+    return KIND_OF.get(spec.extra.get("kind"), IMAGES)
+
+
+def check_compatible(name: str, spec: DataSpec, data: Any = None) -> None:
+    """Refuse a model given a kind of data it does not take, and (with the run's DataConfig ``data``) a
+    --data-file or --column the dataset has no use for, before anything is loaded or built."""
+    MODELS.get(name)  # an unknown name: one sentence with the valid ones
+    kind = data_kind(spec)
+    takes = DATA_KINDS.get(name)
+    if takes is not None and kind not in takes:
+        others = ", ".join(m for m in MODELS if kind in DATA_KINDS.get(m, ()))
+        raise IncompatibleData(f"{name} takes {' or '.join(KIND_NAMES[k] for k in takes)}, but {spec.name} is "
+                               f"{KIND_NAMES[kind]}; models for {spec.name}: {others}.")  # fmt: skip
+    if data is not None and data.data_file is not None and kind not in (TEXT, SERIES):
+        raise IncompatibleData(f"--data-file has no meaning for {spec.name} ({KIND_NAMES[kind]}): it replaces the "
+                               "text of a text dataset (text-file, tinyshakespeare, tang300...) or the series of "
+                               "csv-file.")  # fmt: skip
+    if data is not None and data.column is not None and kind != SERIES:
+        raise IncompatibleData(f"--column names the CSV column of a series; {spec.name} is {KIND_NAMES[kind]}.")
+
+
+def check_model_args(name: str, builder: Callable[..., Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``model_args`` checked against the builder's signature: known names, and values of the annotated type (or
+    of the default's type), so a bad argument is a sentence naming ``model_args.X``, not a TypeError."""
+    params = {k: p for k, p in inspect.signature(builder).parameters.items() if k != "spec"}
+    unknown = sorted(set(kwargs) - set(params))
     if unknown:
-        valid = [p for p in params if p != "spec"]
-        raise UserError(f"Model {name!r} has no argument {unknown[0]!r}; its arguments are: {', '.join(valid)}.")
-    return builder(spec, **kwargs)
+        raise UserError(f"Model {name!r} has no argument {unknown[0]!r}; its arguments are: {', '.join(params)}.")
+    return {k: coerce(f"model_args.{k}", v, _param_type(builder, params[k])) for k, v in kwargs.items()}
 
 
-__all__ = ["MODELS", "Classifier", "Model", "create_model"]
+def _param_type(builder: Callable[..., Any], param: inspect.Parameter) -> Any:
+    annotation = param.annotation
+    if isinstance(annotation, str):  # postponed annotations (from __future__ import annotations)
+        try:
+            annotation = eval(annotation, builder.__globals__)  # our own source's annotations, not user input
+        except Exception:  # noqa: BLE001  (a name only imported for type checkers)
+            annotation = inspect.Parameter.empty
+    if annotation is not inspect.Parameter.empty:
+        return annotation
+    default = param.default
+    return object if default is inspect.Parameter.empty or default is None else type(default)
+
+
+__all__ = ["MODELS", "Classifier", "Model", "check_compatible", "create_model", "data_kind"]

@@ -83,10 +83,14 @@ def _check_positive(flag: str, value: float) -> None:
         raise UserError(f"{flag} must be a number of seconds above 0, not {value}.")
 
 
+def check_port(port: int) -> None:
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise UserError(f"--port must be between 0 and 65535, not {port}.")
+
+
 def listen(host: str, port: int) -> socket.socket:
     """A bound socket (port 0: any free port), or one sentence saying why not."""
-    if not 0 <= port <= 65535:
-        raise UserError(f"--port must be between 0 and 65535, not {port}.")
+    check_port(port)
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)[0]
         sock = socket.socket(family, kind, proto)
@@ -116,6 +120,7 @@ def serve(run_dirs: Sequence[str | os.PathLike], *, host: str | None = None, por
     if max_connections < 1:
         raise UserError(f"--max-connections must be at least 1, not {max_connections}.")
     host, warning = choose_host(host)
+    check_port(port)  # before the models load, which takes a while
     app = build_app(run_dirs, device=device, max_batch=max_batch, batch_wait_ms=batch_wait_ms,
                     body_timeout=body_timeout)  # fmt: skip
     from .connections import uvicorn_config
