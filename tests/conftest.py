@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 from pathlib import Path
 
@@ -14,6 +15,16 @@ import torch.nn.functional as F
 from nnzoo import Callback, Trainer
 from nnzoo.data import write_idx
 from nnzoo.data.tang_authors import POETS
+
+# Under pytest-xdist (`-n 2`, the default in pyproject): one core per worker, so two workers never fight over the
+# same two cores with two threads each (oversubscribed PyTorch threads run several times slower than one each).
+# Trainers take their thread count from the cores this process may use, subprocesses inherit the pinning.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _WORKER.startswith("gw") and hasattr(os, "sched_setaffinity"):
+    _cores = sorted(os.sched_getaffinity(0))
+    if len(_cores) > 1:
+        os.sched_setaffinity(0, {_cores[int(_WORKER[2:]) % len(_cores)]})
+        torch.set_num_threads(1)
 
 IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")

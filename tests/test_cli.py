@@ -155,6 +155,7 @@ def test_existing_run_is_not_overwritten(trained: Path, data_dir: Path, capsys: 
     assert (trained / "checkpoints" / "last.pt").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_python_m_and_console_script(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, "-m", "nnzoo", "train", "digits-mlp", "--max-steps", "2", "--out",
                         str(tmp_path / "r")], capture_output=True, text=True, timeout=300)  # fmt: skip

@@ -21,6 +21,8 @@ from nnzoo import Batches, Split, api, checkpoint, cli
 from nnzoo.distributed import check_batch_size
 from nnzoo.errors import UserError
 
+pytestmark = pytest.mark.slow  # several processes or a browser: -m 'not slow' skips them
+
 WORKER = Path(__file__).with_name("ddp_worker.py")
 # Measured in fp32 on 2 shared cores of an AMD EPYC: over 40 Adam steps the per-step probe losses of 1 and 2
 # processes differ by at most 1.2e-7 relative and the final weights by 3.7e-7 (float rounding: a rank sums 16

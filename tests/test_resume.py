@@ -312,6 +312,7 @@ def _nnzoo(*argv: str, **kwargs) -> subprocess.Popen:
                             stderr=subprocess.PIPE, **kwargs)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_a_file_size_limit_is_one_sentence(tmp_path: Path) -> None:
     """`ulimit -f`: the kernel would kill the process with SIGXFSZ; the CLI ignores it, so the write fails."""
     limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))  # last.pt is ~50 kB
@@ -341,6 +342,7 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+@pytest.mark.slow
 def test_sigterm_is_an_interrupt_and_resume_finishes(tmp_path: Path, uninterrupted: api.RunResult) -> None:
     run = tmp_path / "run"
     sets = [a for k, v in SETS for a in ("--set", f"{k}={json.dumps(v)}")]
