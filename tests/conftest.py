@@ -5,7 +5,12 @@ from __future__ import annotations
 import json
 import os
 import random
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -169,3 +174,27 @@ class StopAfter(Callback):
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict) -> None:
         if epoch + 1 == self.n:
             raise KeyboardInterrupt
+
+
+@contextmanager
+def uvicorn_in_a_thread(config: Any) -> Iterator[Any]:
+    """A uvicorn server with ``config`` on a free loopback port, in a thread; yields its listening socket and
+    stops it on exit (the serve tests that need real sockets: the browser, slow clients)."""
+    import uvicorn
+
+    from nnzoo.serve import listen
+
+    sock = listen("127.0.0.1", 0)
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not srv.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    try:
+        yield sock
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=30)
+        sock.close()

@@ -5,7 +5,6 @@ and the server stops at the end of each test."""
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,8 +14,9 @@ import pytest
 
 pytest.importorskip("uvicorn", reason='nnzoo serve needs its extra: pip install "nnzoo[serve]"')
 
+from conftest import uvicorn_in_a_thread
 from nnzoo.cli import build_parser, main
-from nnzoo.serve import build_app, listen
+from nnzoo.serve import build_app
 from nnzoo.serve.connections import uvicorn_config
 
 WAIT_S = 10  # the most any read waits: only reached when the server fails to act
@@ -26,25 +26,11 @@ WAIT_S = 10  # the most any read waits: only reached when the server fails to ac
 def server(run: Path, *, header_timeout: float = 10, body_timeout: float = 10,
            max_connections: int = 16) -> Iterator[tuple[str, int]]:  # fmt: skip
     """`nnzoo serve`'s app and uvicorn configuration on a free loopback port, in a thread; yields (host, port)."""
-    import uvicorn
-
-    sock = listen("127.0.0.1", 0)
     app = build_app([run], device="cpu", body_timeout=body_timeout)
     config = uvicorn_config(app, header_timeout=header_timeout, max_connections=max_connections, quiet=True)
     config.log_level = "warning"
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not srv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    try:
+    with uvicorn_in_a_thread(config) as sock:
         yield sock.getsockname()[:2]
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
 
 
 def connect(address: tuple[str, int]) -> socket.socket:

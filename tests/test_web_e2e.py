@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from conftest import uvicorn_in_a_thread
 
 pytestmark = pytest.mark.slow  # several processes or a browser: -m 'not slow' skips them
 
@@ -40,22 +39,10 @@ def running(run_dirs: list[Path]) -> Iterator[str]:
     """A real server (uvicorn on a free loopback port) in a thread; yields its URL."""
     import uvicorn
 
-    from nnzoo.serve import build_app, listen, url
+    from nnzoo.serve import build_app, url
 
-    sock = listen("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(build_app(run_dirs, device="cpu"), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    try:
+    with uvicorn_in_a_thread(uvicorn.Config(build_app(run_dirs, device="cpu"), log_level="warning")) as sock:
         yield url(sock)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
 
 
 @pytest.fixture(scope="module")
