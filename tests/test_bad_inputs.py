@@ -101,6 +101,10 @@ CASES: list[tuple[list[str], str]] = [
     ([*T, "--set", "lr"], "--set expects KEY=VALUE, got 'lr'."),
     # ---- train: model arguments, checked against the model's signature ----
     ([*T, "--set", "model_args.dropout=abc"], "Setting 'model_args.dropout' must be a number, not 'abc'."),
+    ([*T, "--set", "train.lr=1e400"], "'train.lr' must be a finite number"),
+    ([*T, "--set", "data.options.horizon=3"], "Dataset 'digits' has no option 'horizon' (data.options.horizon); it takes"),
+    ([*CSV, "--set", "data.options.horizn=3"], "its options are: horizon, season, test_size."),
+    ([*CSV, "--dataset", "sunspots", "--set", "data.options.regular_only=true"], "has no option 'regular_only'"),
     ([*T, "--set", "model_args.dropout=2"], "dropout must be in [0, 1)"),
     ([*T, "--set", "model_args.dropout=.inf"], "'model_args.dropout' must be a finite number"),
     ([*T, "--set", "model_args.label_smoothing=abc"], "'model_args.label_smoothing' must be a number"),
@@ -505,3 +509,25 @@ def test_configs_built_in_python_are_checked_too() -> None:
         assert message in str(e.value)
     with pytest.raises(UserError, match="data.limit_train must be a positive whole number, not -1"):
         load_dataset("digits", limit_train=-1)
+
+
+def test_a_recipes_data_options_follow_its_dataset() -> None:
+    """Options the recipe gave its own dataset go when another dataset does not read them; a given one stays
+    (and is refused if that dataset does not read it either)."""
+    from nnzoo import api
+
+    poems = api.make_config("tang-poems-char-lstm")
+    assert poems.data.options == {"regular_only": True}
+    assert api.make_config("tang-poems-char-lstm", overrides={"dataset": "tinyshakespeare"}).data.options == {}
+    assert api.make_config("tang-poems-char-lstm", overrides={"dataset": "tang300"}).data.options == {"regular_only": True}
+    co2 = api.make_config("co2-lstm", overrides={"dataset": "sunspots"})
+    assert co2.data.options == api.make_config("co2-lstm").data.options  # sunspots reads the same three
+
+
+def test_exponent_numbers_are_numbers() -> None:
+    """YAML 1.1 reads 3e-4 as text; --set reads it as the number a user means."""
+    from nnzoo.config import parse_set
+
+    assert parse_set("train.lr=3e-4") == ("train.lr", 0.0003)
+    assert parse_set("train.epochs=1e3") == ("train.epochs", 1000.0)
+    assert parse_set("model_args.activation=relu") == ("model_args.activation", "relu")

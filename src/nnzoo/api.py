@@ -23,7 +23,7 @@ from . import checkpoint, files, reports
 from . import distributed as parallel
 from .callbacks import Callback
 from .config import FLAG_SETTINGS, RunConfig, TrainConfig
-from .data import DATASETS, dataset_spec, load_dataset
+from .data import DATASETS, check_options, dataset_spec, load_dataset
 from .data.spec import DataSpec, Dataset
 from .errors import Terminated, UserError
 from .images import load_images
@@ -66,6 +66,7 @@ def make_config(recipe: str | RunConfig, overrides: dict[str, Any] | None = None
                 sets: Sequence[tuple[str, Any]] = ()) -> RunConfig:  # fmt: skip
     """A recipe (name, YAML path or RunConfig) with flag values and ``--set`` pairs applied, validated."""
     cfg = copy.deepcopy(recipe) if isinstance(recipe, RunConfig) else load_recipe(recipe)
+    recipe_dataset = cfg.data.name
     for key, value in (overrides or {}).items():
         if value is not None:
             cfg.override(FLAG_SETTINGS.get(key, key), value)
@@ -74,6 +75,11 @@ def make_config(recipe: str | RunConfig, overrides: dict[str, Any] | None = None
     cfg.train.validate()
     cfg.data.validate()
     check_compatible(cfg.model, dataset_spec(cfg.data.name), cfg.data)
+    if cfg.data.name != recipe_dataset:  # the recipe's options for its own dataset that this one does not read
+        given = {k.removeprefix("data.options.") for k, _ in sets}
+        known = DATASETS.get(cfg.data.name).options
+        cfg.data.options = {k: v for k, v in cfg.data.options.items() if k in known or k in given}
+    check_options(cfg.data)  # a data.options name the dataset never reads: a typo, said rather than ignored
     return cfg
 
 

@@ -6,6 +6,7 @@ Every value has one home in a dataclass below; validation names the setting (and
 from __future__ import annotations
 
 import dataclasses
+import re
 import math
 import types
 import typing
@@ -195,7 +196,8 @@ def valid_keys() -> list[str]:
 
 
 def parse_set(item: str) -> tuple[str, Any]:
-    """``key=value`` with the value read as YAML (so 0.1, true, [256, 128] and null work)."""
+    """``key=value`` with the value read as YAML (so 0.1, true, [256, 128] and null work); a number in exponent
+    form without a dot (1e3, 3e-4), which YAML 1.1 reads as text, is read as the number it is."""
     if "=" not in item:
         raise UserError(f"--set expects KEY=VALUE, got {item!r}.")
     key, raw = item.split("=", 1)
@@ -203,7 +205,12 @@ def parse_set(item: str) -> tuple[str, Any]:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
+    if isinstance(value, str) and _EXPONENT.fullmatch(value.strip()):
+        value = float(value)
     return key.strip(), value
+
+
+_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 def _build(cls: type, d: dict[str, Any], prefix: str) -> Any:

@@ -9,7 +9,7 @@ from ..errors import UserError
 from . import series, tang_authors, text, vision  # noqa: F401  (register the datasets)
 from .batches import Batches
 from .idx import read_idx, write_idx
-from .registry import DATASETS
+from .registry import DATASETS, check_options
 from .spec import DataSpec, Dataset, Split
 
 
@@ -19,6 +19,7 @@ def load_dataset(name: str | DataConfig, **overrides: Any) -> Dataset:
     for k, v in overrides.items():
         setattr(cfg, k, v)
     cfg.validate()
+    check_options(cfg)
     data = DATASETS.get(cfg.name).load(cfg)
     for split, part in (("training", data.train), ("test", data.test)):  # before any epoch or checkpoint
         if len(part) == 0:
@@ -31,5 +32,5 @@ def dataset_spec(name: str) -> DataSpec:
     return DATASETS.get(name).spec
 
 
-__all__ = ["DATASETS", "Batches", "DataConfig", "DataSpec", "Dataset", "Split", "dataset_spec", "load_dataset", "read_idx",
-           "write_idx"]  # fmt: skip
+__all__ = ["DATASETS", "Batches", "DataConfig", "DataSpec", "Dataset", "Split", "check_options", "dataset_spec",
+           "load_dataset", "read_idx", "write_idx"]  # fmt: skip

@@ -27,6 +27,8 @@ from .. import forecast  # noqa: F401  (registers the "forecast" task these data
 from ..config import DataConfig
 from ..errors import UserError
 from .registry import register_dataset
+
+SERIES_OPTIONS = ("horizon", "season", "test_size")  # --set data.options.NAME=VALUE, see the module's docstring
 from .spec import DataSpec, Dataset, Split
 from .text import read_user_text
 
@@ -214,16 +216,19 @@ def _spec(name: str) -> DataSpec:
     return DataSpec(name, task="forecast", extra={"kind": "series"})  # shapes follow data.seq_len and the options
 
 
-@register_dataset(_spec("co2"), help="Mauna Loa CO2, monthly 1958-2001 (statsmodels, offline): trend + 12-month season")
+@register_dataset(_spec("co2"), help="Mauna Loa CO2, monthly 1958-2001 (statsmodels, offline): trend + 12-month season",
+                  options=SERIES_OPTIONS)
 def co2(cfg: DataConfig) -> Dataset:
     return series_dataset(load_series(cfg), cfg)
 
 
-@register_dataset(_spec("sunspots"), help="yearly sunspot numbers 1700-2008 (statsmodels, offline): the ~11-year cycle")
+@register_dataset(_spec("sunspots"), help="yearly sunspot numbers 1700-2008 (statsmodels, offline): the ~11-year cycle",
+                  options=SERIES_OPTIONS)
 def sunspots(cfg: DataConfig) -> Dataset:
     return series_dataset(load_series(cfg), cfg)
 
 
-@register_dataset(_spec("csv-file"), help="one column of your own CSV: --data-file PATH --column NAME")
+@register_dataset(_spec("csv-file"), help="one column of your own CSV: --data-file PATH --column NAME",
+                  options=SERIES_OPTIONS)
 def csv_file(cfg: DataConfig) -> Dataset:
     return series_dataset(load_series(cfg), cfg)

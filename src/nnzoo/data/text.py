@@ -206,7 +206,8 @@ def tinyshakespeare(cfg: DataConfig) -> Dataset:
     return text_dataset("tinyshakespeare", read_text_file(path), cfg, str(path), {"kind": "text"})
 
 
-@register_dataset(_text_spec("tang-poems", "poems"), help="全唐诗: the Complete Tang Poems, ~58k poems, 3.7M characters")
+@register_dataset(_text_spec("tang-poems", "poems"), help="全唐诗: the Complete Tang Poems, ~58k poems, 3.7M characters",
+                  options=("regular_only",))
 def tang_poems(cfg: DataConfig) -> Dataset:
     if (user := _user_file(cfg, "poems")) is not None:
         return user
@@ -214,7 +215,8 @@ def tang_poems(cfg: DataConfig) -> Dataset:
     return poems_dataset("tang-poems", poems, cfg, where)
 
 
-@register_dataset(_text_spec("tang300", "poems"), help="唐诗三百首: 300 Tang poems, a small set for quick runs")
+@register_dataset(_text_spec("tang300", "poems"), help="唐诗三百首: 300 Tang poems, a small set for quick runs",
+                  options=("regular_only",))
 def tang300(cfg: DataConfig) -> Dataset:
     if (user := _user_file(cfg, "poems")) is not None:
         return user
