@@ -125,7 +125,6 @@ def test_no_import_cycle():
     assert cycle is None, f"import cycle among nnzoo modules: {cycle}"
 
 
-@pytest.mark.xfail(strict=True, reason="serve, export, attention_maps, generative.quality still import api")
 def test_only_the_front_doors_import_api():
     users = sorted(m for m, deps in import_graph().items() if "nnzoo.api" in deps and m not in API_USERS)
     assert not users, f"modules importing nnzoo.api besides {sorted(API_USERS)}: {users}"

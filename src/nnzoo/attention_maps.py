@@ -75,13 +75,13 @@ def _image_input(run: Any, source: str, resize: bool, data_dir: str | None) -> t
     """uint8 (1, C, H, W) from an image file or ``test:N`` (the N-th test image), and its title."""
     c, h, w = run.spec.input_shape
     if source.startswith("test:"):
-        from .api import _load_data
+        from .runs import load_data
 
         try:
             n = int(source[5:])
         except ValueError:
             raise UserError(f"{source!r}: write test:N with N a whole number, e.g. test:0.") from None
-        data = _load_data(run, data_dir)
+        data = load_data(run, data_dir)
         if not 0 <= n < len(data.test):
             raise UserError(f"{source!r}: the test split of {run.spec.name} holds images 0 to {len(data.test) - 1}.")
         return data.test.x[n : n + 1], f"test image {n} ({run.spec.class_names[int(data.test.y[n])]})"

@@ -130,7 +130,7 @@ def real_test_inputs(run: Any, n: int) -> tuple[torch.Tensor | None, list[str]]:
 
 # ---- the export itself ----------------------------------------------------------------------------------------
 def export(run_dir: str | Path, fmt: str = "onnx", out: str | Path | None = None) -> dict[str, Any]:
-    from .api import load_run
+    from .runs import load_run
     from .paths import check_output
     from .tasks import get_task
 

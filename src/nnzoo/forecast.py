@@ -26,7 +26,7 @@ from .errors import UserError
 from .tasks import TASKS, Task
 
 if TYPE_CHECKING:
-    from .api import LoadedRun
+    from .runs import LoadedRun
     from .config import RunConfig
     from .data.spec import DataSpec, Dataset
 

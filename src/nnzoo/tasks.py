@@ -6,7 +6,7 @@ A new family adds its task here or in its own module (``TASKS.add(...)``), not i
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,10 +19,10 @@ from .errors import UserError
 from .registry import Registry
 
 if TYPE_CHECKING:
-    from .api import LoadedRun
     from .callbacks import Callback
     from .config import RunConfig
     from .data.spec import Dataset
+    from .runs import LoadedRun
     from .trainer import Trainer
 
 History = list[dict[str, Any]]
@@ -70,6 +70,21 @@ def generate(run: LoadedRun, options: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---- classification ----------------------------------------------------------------------------------------------
+def classification_result(probs: torch.Tensor, class_names: Sequence[str], top_k: int = 3) -> dict[str, Any]:
+    """The answer for one input from its class probabilities (C,): the label, the ``top_k`` most likely classes
+    and every probability by name (what `nnzoo predict --json` prints and `nnzoo serve` returns)."""
+    top = probs.topk(min(top_k, len(class_names)))
+    return {
+        "label": class_names[int(top.indices[0])],
+        "index": int(top.indices[0]),
+        "probability": float(top.values[0]),
+        "top_k": [{"label": class_names[int(i)], "index": int(i), "probability": float(v)}
+                  for v, i in zip(top.values, top.indices)],  # fmt: skip
+        "probabilities": {n: float(v) for n, v in zip(class_names, probs)},
+    }
+
+
+
 def _classification_reports(history: History, data: Dataset, outputs: torch.Tensor | None, folder: Path,
                             cfg: RunConfig) -> list[Path]:  # fmt: skip
     title = cfg.recipe or cfg.model

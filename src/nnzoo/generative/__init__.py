@@ -20,7 +20,7 @@ from .export import autoencoder_plan, gan_plan
 from .monitor import GRID_SEED, QUALITY_SEED, GenerativeMonitor, epoch_grid_path, fixed_grid
 
 if TYPE_CHECKING:
-    from ..api import LoadedRun
+    from ..runs import LoadedRun
     from ..callbacks import Callback
     from ..config import RunConfig
     from ..trainer import Trainer

@@ -133,7 +133,7 @@ def resolve_judge(setting: str, cfg: RunConfig, data: Dataset, progress: bool = 
 
 
 def load_judge(path: Path, spec: DataSpec) -> Judge:
-    from ..api import load_run  # late: api imports the task registry, which imports this module
+    from ..runs import load_run  # late: api imports the task registry, which imports this module
 
     if not path.is_dir():
         raise UserError(f"The judge {path} is not a folder: give the run folder of an nnzoo classifier trained on "
@@ -177,7 +177,7 @@ def judge_recipe(cfg: RunConfig, spec: DataSpec) -> RunConfig:
 
 def auto_judge(cfg: RunConfig, data: Dataset, progress: bool = True) -> Path:
     """The default judge's run folder, trained on first use (about 1-2 minutes for 60,000 images on 2 CPU cores)."""
-    from ..api import train  # late, see load_judge
+    from ..training import train  # late, see load_judge
 
     # JUDGE_VERSION changes with judge_recipe, so a judge trained by an older recipe is never reused.
     folder = cache_dir() / "judges" / f"{data.spec.name}-{fingerprint(data.train)}-{JUDGE_VERSION}"

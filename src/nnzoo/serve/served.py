@@ -19,10 +19,11 @@ from typing import Any
 import torch
 from PIL import Image
 
-from ..api import LoadedRun, classification_result, load_run
 from ..errors import UserError
 from ..models import MODELS
 from ..registry import Registry
+from ..runs import LoadedRun, load_run
+from ..tasks import classification_result
 from ..tasks import generate as generate_for_task
 from ..trainer import Trainer, resolve_device
 from .batching import Batcher
@@ -235,7 +236,7 @@ SERVED.add("autoencoder", ImageGenerator)
 
 
 def load_models(run_dirs: list[str | Path], settings: Settings | None = None) -> dict[str, Served]:
-    """Each run folder loaded (weights_only, through api.load_run) under its folder's name; a second folder of the
+    """Each run folder loaded (weights_only, through runs.load_run) under its folder's name; a second folder of the
     same name gets -2, a third -3."""
     settings = settings or Settings()
     if not run_dirs:
