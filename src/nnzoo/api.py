@@ -13,11 +13,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from . import all_tasks  # noqa: F401  (registers every task: classification, language-model, forecast, ...)
 from . import distributed as parallel
 from . import reports
+from .attention_maps import attention_for_run
 from .config import FLAG_SETTINGS, TrainConfig  # noqa: F401  (the CLI reads api.FLAG_SETTINGS)
 from .data import DATASETS, dataset_spec, load_dataset
 from .errors import Terminated, UserError
+from .export import export as _export
 from .images import load_images
 from .models import MODELS, check_compatible, create_model
 from .paths import check_output
@@ -124,8 +127,6 @@ def generate(run_dir: str | os.PathLike, **options: Any) -> dict[str, Any]:
 
 def export(run_dir: str | os.PathLike, fmt: str = "onnx", out: str | os.PathLike | None = None) -> dict[str, Any]:
     """Write a run's model as ONNX or TorchScript and check it against PyTorch (max_abs_diff in the result)."""
-    from .export import export as _export
-
     return _export(run_dir, fmt, out)
 
 
@@ -138,8 +139,6 @@ def attention(run_dir: str | os.PathLike, input: str, *, layer: int | None = Non
     image) for image models. ``layer`` and ``head`` count from 1; None draws them all. The result holds the
     weights (L, H, T, T) as a tensor, the files written and, for classifiers, the prediction.
     """
-    from .attention_maps import attention_for_run
-
     if out is not None:
         out = check_output(out, "folder", run_dir=run_dir)
     return attention_for_run(load_run(run_dir), input, layer=layer, head=head, out=out, resize=resize,
@@ -154,6 +153,8 @@ def serve(run_dirs: Sequence[str | os.PathLike], *, host: str | None = None, por
     ``pip install "nnzoo[serve]"``). Listens on 127.0.0.1 unless ``host`` says otherwise. Headers must arrive
     within ``header_timeout`` s (default 10), a body within ``body_timeout`` s more (default 30); at most
     ``max_connections`` (default 256) are served at once. None: the default."""
+    # Imported here, not above: the package nnzoo.serve shares its name with this function (nnzoo.serve), and
+    # loaded while nnzoo/__init__ runs it would be shadowed by it, so `import nnzoo.serve as m` would give this.
     from .serve import serve as _serve
 
     edges = {"header_timeout": header_timeout, "body_timeout": body_timeout, "max_connections": max_connections}

@@ -1,7 +1,8 @@
 """What differs between tasks once a model is trained: extra test metrics, report pictures and generation.
 
-Each task (``DataSpec.task``) registers a :class:`Task`; ``api`` looks it up and never branches on task names.
-A new family adds its task here or in its own module (``TASKS.add(...)``), not in ``api.py`` or ``cli.py``.
+Each task (``DataSpec.task``) is a :class:`Task` in ``TASKS``; ``api`` looks it up and never branches on task names.
+This module is the registry and the classification task's own hooks; a family defines its Task in its own module
+and ``all_tasks.py`` registers every one of them, in one place (not in ``api.py`` or ``cli.py``).
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def classification_result(probs: torch.Tensor, class_names: Sequence[str], top_k
 
 
 
-def _classification_reports(history: History, data: Dataset, outputs: torch.Tensor | None, folder: Path,
+def classification_reports(history: History, data: Dataset, outputs: torch.Tensor | None, folder: Path,
                             cfg: RunConfig) -> list[Path]:  # fmt: skip
     title = cfg.recipe or cfg.model
     paths = []
@@ -99,45 +100,8 @@ def _classification_reports(history: History, data: Dataset, outputs: torch.Tens
     return paths
 
 
-def _classification_metrics(test: dict[str, float], outputs: torch.Tensor | None, data: Dataset) -> dict[str, Any]:
+def classification_metrics(test: dict[str, float], outputs: torch.Tensor | None, data: Dataset) -> dict[str, Any]:
     """The majority baseline: the accuracy of always answering the test split's most common class, the number
     any classifier has to beat (10% on the balanced image sets, about 40% on tang-authors)."""
     counts = torch.bincount(data.test.y, minlength=data.spec.num_classes)
     return {"majority_baseline": counts.max().item() / max(len(data.test), 1)}
-
-
-def _classification_export(run: LoadedRun) -> Any:
-    from .export import classifier_plan
-
-    return classifier_plan(run)
-
-
-TASKS.add("classification", Task("classification", extra_metrics=_classification_metrics,
-                                 write_reports=_classification_reports, export=_classification_export))  # fmt: skip
-
-
-# ---- language models ------------------------------------------------------------------------------------------------
-def _lm_generate(run: LoadedRun, options: dict[str, Any]) -> dict[str, Any]:
-    from .generation import generate_for_run
-
-    return generate_for_run(run, options)
-
-
-def _lm_metrics(test: dict[str, float], outputs: torch.Tensor | None, data: Dataset) -> dict[str, Any]:
-    from .generation import language_model_metrics
-
-    return language_model_metrics(test, outputs, data)
-
-
-def _lm_export(run: LoadedRun) -> Any:
-    from .export_lm import language_model_plan
-
-    return language_model_plan(run)
-
-
-TASKS.add("language-model", Task("language-model", extra_metrics=_lm_metrics, generate=_lm_generate,
-                                 export=_lm_export))  # fmt: skip
-
-
-# Families that register their tasks in their own modules (imported last: they import this one).
-from . import generative  # noqa: E402,F401  (autoencoder, gan)

@@ -20,6 +20,8 @@ import torch
 from PIL import Image
 
 from ..errors import UserError
+from ..generative import sample_images
+from ..generative.pictures import grid_array
 from ..models import MODELS
 from ..registry import Registry
 from ..runs import LoadedRun, load_run
@@ -208,8 +210,6 @@ class ImageGenerator(Served):
 
 def _draw(run: LoadedRun, options: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
     """A grid of new images as PNG bytes (the tiles `nnzoo generate` writes to a file), and what drew them."""
-    from ..generative import sample_images
-    from ..generative.pictures import grid_array
 
     images, result = sample_images(run, options)
     buf = io.BytesIO()
