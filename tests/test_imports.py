@@ -7,7 +7,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "nnzoo"
 # The only modules allowed to import nnzoo.api: the command line and the package's own front door.
@@ -118,6 +117,18 @@ def test_the_graph_is_read():
     assert "nnzoo.config" in graph["nnzoo.api"]
 
 
+def test_the_walker_reads_function_level_imports_and_skips_type_hints():
+    tree = ast.parse(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    from .api import LoadedRun\nelse:\n    import json\n"
+        "def f():\n    from .runs import load_run\n"
+    )  # fmt: skip
+    names = [n.module if isinstance(n, ast.ImportFrom) else n.names[0].name for n in _imported(tree)]
+    assert names == ["typing", "json", "runs"]
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
 def test_no_import_cycle():
     cycle = find_cycle(import_graph())
     assert cycle is None, f"import cycle among nnzoo modules: {cycle}"
@@ -126,3 +137,13 @@ def test_no_import_cycle():
 def test_only_the_front_doors_import_api():
     users = sorted(m for m, deps in import_graph().items() if "nnzoo.api" in deps and m not in API_USERS)
     assert not users, f"modules importing nnzoo.api besides {sorted(API_USERS)}: {users}"
+
+
+def test_datasets_and_models_sit_below_tasks_and_runs():
+    """data/ and models/ are the bottom of the stack (docs/architecture.md): a dataset never imports a task (it
+    once imported forecast to register it), a model never imports the trainer or anything that runs it."""
+    above = ("nnzoo.tasks", "nnzoo.all_tasks", "nnzoo.forecast", "nnzoo.generative", "nnzoo.runs", "nnzoo.training",
+             "nnzoo.trainer", "nnzoo.export", "nnzoo.serve", "nnzoo.api", "nnzoo.cli")  # fmt: skip
+    wrong = sorted(f"{m} -> {d}" for m, deps in import_graph().items() if m.startswith(("nnzoo.data.", "nnzoo.models."))
+                   for d in deps if d.startswith(above))  # fmt: skip
+    assert not wrong, f"imports that run upwards: {wrong}"

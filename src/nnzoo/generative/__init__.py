@@ -1,6 +1,6 @@
 """The generative family's tasks, "autoencoder" and "gan": per-epoch grids and quality numbers, test metrics that
-need new samples, report pictures and the `generate` verb. Registered in nnzoo.tasks.TASKS (by all_tasks.py); api never branches on
-them. The models themselves are in nnzoo/models/autoencoder.py and nnzoo/models/gan.py."""
+need new samples, report pictures and the `generate` verb. Registered in nnzoo.tasks.TASKS by all_tasks.py; api
+never branches on them. The models themselves are in nnzoo/models/autoencoder.py and nnzoo/models/gan.py."""
 
 from __future__ import annotations
 
