@@ -35,6 +35,14 @@ from .trainer import resolve_device, usable_cores
 from .training import LOWER_IS_BETTER, Interrupted, _meets, make_config, train, train_config  # noqa: F401
 from .training import task_metrics as _task_metrics
 
+# Names api offered before the run folder and training moved out (importable as api.NAME; nnzoo offers them too).
+from .callbacks import Callback  # noqa: F401
+from .config import RunConfig  # noqa: F401
+from .data.spec import DataSpec, Dataset  # noqa: F401
+from .models import Model  # noqa: F401
+from .recipes import load_recipe  # noqa: F401
+from .trainer import Trainer, distributed_session, seed_everything  # noqa: F401
+
 
 # ---- train (the run itself is training.train) ----------------------------------------------------------------------
 
