@@ -217,7 +217,7 @@ def test_auto_judge_is_trained_once_and_cached(tmp_path: Path, monkeypatch: pyte
     judges = list((tmp_path / "cache" / "nnzoo" / "judges").iterdir())
     assert len(judges) == 1 and judges[0].name.startswith("digits-") and (judges[0] / "metrics.json").is_file()
     calls = []
-    monkeypatch.setattr(api, "train", lambda *a, **k: calls.append(a))  # a second run must not train another
+    monkeypatch.setattr(quality, "train", lambda *a, **k: calls.append(a))  # a second run must not train another
     assert quality.auto_judge(cfg, load_dataset(cfg.data)) == judges[0] and not calls
 
 

@@ -17,8 +17,11 @@ import torch
 
 from .data.text import UNK, CharVocab
 from .errors import UserError
-from .images import open_image
+from .images import open_image, to_model_input
+from .reports import attention as plots
 from .reports import cjk_font_missing
+from .runs import load_data
+from .trainer import resolve_device
 
 
 def rollout(maps: torch.Tensor) -> torch.Tensor:
@@ -75,13 +78,12 @@ def _image_input(run: Any, source: str, resize: bool, data_dir: str | None) -> t
     """uint8 (1, C, H, W) from an image file or ``test:N`` (the N-th test image), and its title."""
     c, h, w = run.spec.input_shape
     if source.startswith("test:"):
-        from .api import _load_data
 
         try:
             n = int(source[5:])
         except ValueError:
             raise UserError(f"{source!r}: write test:N with N a whole number, e.g. test:0.") from None
-        data = _load_data(run, data_dir)
+        data = load_data(run, data_dir)
         if not 0 <= n < len(data.test):
             raise UserError(f"{source!r}: the test split of {run.spec.name} holds images 0 to {len(data.test) - 1}.")
         return data.test.x[n : n + 1], f"test image {n} ({run.spec.class_names[int(data.test.y[n])]})"
@@ -89,7 +91,6 @@ def _image_input(run: Any, source: str, resize: bool, data_dir: str | None) -> t
     bands = [b for b in img.getbands() if b != "A"]
     channels = 3 if len(bands) == 3 and not _grey(img) else 1
     if resize:
-        from .images import to_model_input
 
         return to_model_input(img, run.spec)[None], Path(source).name
     if (img.width, img.height) != (w, h) or channels != c:
@@ -113,8 +114,6 @@ def _grey(img: Any) -> bool:
 def attention_for_run(run: Any, source: str, *, layer: int | None = None, head: int | None = None,
                       out: str | os.PathLike | None = None, resize: bool = False, data_dir: str | None = None,
                       device: str | None = None) -> dict[str, Any]:  # fmt: skip
-    from .reports import attention as plots
-    from .trainer import resolve_device
 
     model = run.model
     if not hasattr(model, "attention_maps"):

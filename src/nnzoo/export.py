@@ -23,7 +23,11 @@ import torch
 from torch import nn
 
 from . import files
+from .data import load_dataset
 from .errors import UserError
+from .paths import check_output
+from .runs import load_run
+from .tasks import get_task
 
 FORMATS = ("onnx", "torchscript")
 SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -117,7 +121,6 @@ def text_classifier_plan(run: Any) -> ExportPlan:
 def real_test_inputs(run: Any, n: int) -> tuple[torch.Tensor | None, list[str]]:
     """The first ``n`` inputs of the run's test split as stored (uint8 images, int16 ids, scaled series), or None
     and a note when the data is not on this machine."""
-    from .data import load_dataset
 
     try:
         with warnings.catch_warnings():
@@ -130,9 +133,6 @@ def real_test_inputs(run: Any, n: int) -> tuple[torch.Tensor | None, list[str]]:
 
 # ---- the export itself ----------------------------------------------------------------------------------------
 def export(run_dir: str | Path, fmt: str = "onnx", out: str | Path | None = None) -> dict[str, Any]:
-    from .api import load_run
-    from .paths import check_output
-    from .tasks import get_task
 
     if fmt not in FORMATS:
         raise UserError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}.")

@@ -22,11 +22,13 @@ import numpy as np
 import torch
 
 from . import reports
+from .data.series import load_series, read_csv_series
 from .errors import UserError
-from .tasks import TASKS, Task
+from .export import ExportPlan, real_test_inputs
+from .tasks import Task
 
 if TYPE_CHECKING:
-    from .api import LoadedRun
+    from .runs import LoadedRun
     from .config import RunConfig
     from .data.spec import DataSpec, Dataset
 
@@ -133,7 +135,6 @@ def forecast_reports(history: list[dict[str, Any]], data: Dataset, outputs: torc
 # ---- forecasting past the end of the data -----------------------------------------------------------------------
 def forecast_future(run: LoadedRun, inputs: list[str], options: dict[str, Any]) -> list[dict[str, Any]]:
     """The next ``horizon`` values after the end of the run's series, or after the end of a CSV given."""
-    from .data.series import load_series, read_csv_series
 
     spec, cfg = run.spec, run.config.data
     if len(inputs) > 1:
@@ -183,7 +184,6 @@ class UnitForecaster(torch.nn.Module):
 
 
 def forecast_export(run: LoadedRun) -> Any:
-    from .export import ExportPlan, real_test_inputs
 
     spec = run.spec
     L, h = spec.input_shape[0], spec.extra["horizon"]
@@ -199,5 +199,6 @@ def forecast_export(run: LoadedRun) -> Any:
     return ExportPlan(module, (example,), (check,), ["values"], ["forecast"], notes, docs=docs, meta=meta)
 
 
-TASKS.add("forecast", Task("forecast", extra_metrics=forecast_metrics, write_reports=forecast_reports,
-                           predict=forecast_future, export=forecast_export))  # fmt: skip
+# Registered by all_tasks.py.
+TASK = Task("forecast", extra_metrics=forecast_metrics, write_reports=forecast_reports, predict=forecast_future,
+            export=forecast_export)  # fmt: skip

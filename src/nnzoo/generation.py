@@ -14,6 +14,7 @@ import torch
 from .data.text import UNK, CharVocab
 from .errors import UserError
 from .models.lm import LanguageModel
+from .trainer import resolve_device
 
 MAX_LENGTH = 20_000
 CLAUSE_END = "，。？！；"
@@ -188,7 +189,6 @@ def generate_for_run(run: Any, options: dict[str, Any]) -> dict[str, Any]:
     top_k = options.get("top_k")
     check_options(length, temperature, top_k)
     vocab = CharVocab(run.spec.extra["vocab"])
-    from .trainer import resolve_device
 
     device = resolve_device(options.get("device") or "auto")
     model = run.model.to(device)

@@ -1,12 +1,13 @@
 """What differs between tasks once a model is trained: extra test metrics, report pictures and generation.
 
-Each task (``DataSpec.task``) registers a :class:`Task`; ``api`` looks it up and never branches on task names.
-A new family adds its task here or in its own module (``TASKS.add(...)``), not in ``api.py`` or ``cli.py``.
+Each task (``DataSpec.task``) is a :class:`Task` in ``TASKS``; ``api`` looks it up and never branches on task names.
+This module is the registry and the classification task's own hooks; a family defines its Task in its own module
+and ``all_tasks.py`` registers every one of them, in one place (not in ``api.py`` or ``cli.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,10 +20,10 @@ from .errors import UserError
 from .registry import Registry
 
 if TYPE_CHECKING:
-    from .api import LoadedRun
     from .callbacks import Callback
     from .config import RunConfig
     from .data.spec import Dataset
+    from .runs import LoadedRun
     from .trainer import Trainer
 
 History = list[dict[str, Any]]
@@ -70,7 +71,22 @@ def generate(run: LoadedRun, options: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---- classification ----------------------------------------------------------------------------------------------
-def _classification_reports(history: History, data: Dataset, outputs: torch.Tensor | None, folder: Path,
+def classification_result(probs: torch.Tensor, class_names: Sequence[str], top_k: int = 3) -> dict[str, Any]:
+    """The answer for one input from its class probabilities (C,): the label, the ``top_k`` most likely classes
+    and every probability by name (what `nnzoo predict --json` prints and `nnzoo serve` returns)."""
+    top = probs.topk(min(top_k, len(class_names)))
+    return {
+        "label": class_names[int(top.indices[0])],
+        "index": int(top.indices[0]),
+        "probability": float(top.values[0]),
+        "top_k": [{"label": class_names[int(i)], "index": int(i), "probability": float(v)}
+                  for v, i in zip(top.values, top.indices)],  # fmt: skip
+        "probabilities": {n: float(v) for n, v in zip(class_names, probs)},
+    }
+
+
+
+def classification_reports(history: History, data: Dataset, outputs: torch.Tensor | None, folder: Path,
                             cfg: RunConfig) -> list[Path]:  # fmt: skip
     title = cfg.recipe or cfg.model
     paths = []
@@ -84,45 +100,8 @@ def _classification_reports(history: History, data: Dataset, outputs: torch.Tens
     return paths
 
 
-def _classification_metrics(test: dict[str, float], outputs: torch.Tensor | None, data: Dataset) -> dict[str, Any]:
+def classification_metrics(test: dict[str, float], outputs: torch.Tensor | None, data: Dataset) -> dict[str, Any]:
     """The majority baseline: the accuracy of always answering the test split's most common class, the number
     any classifier has to beat (10% on the balanced image sets, about 40% on tang-authors)."""
     counts = torch.bincount(data.test.y, minlength=data.spec.num_classes)
     return {"majority_baseline": counts.max().item() / max(len(data.test), 1)}
-
-
-def _classification_export(run: LoadedRun) -> Any:
-    from .export import classifier_plan
-
-    return classifier_plan(run)
-
-
-TASKS.add("classification", Task("classification", extra_metrics=_classification_metrics,
-                                 write_reports=_classification_reports, export=_classification_export))  # fmt: skip
-
-
-# ---- language models ------------------------------------------------------------------------------------------------
-def _lm_generate(run: LoadedRun, options: dict[str, Any]) -> dict[str, Any]:
-    from .generation import generate_for_run
-
-    return generate_for_run(run, options)
-
-
-def _lm_metrics(test: dict[str, float], outputs: torch.Tensor | None, data: Dataset) -> dict[str, Any]:
-    from .generation import language_model_metrics
-
-    return language_model_metrics(test, outputs, data)
-
-
-def _lm_export(run: LoadedRun) -> Any:
-    from .export_lm import language_model_plan
-
-    return language_model_plan(run)
-
-
-TASKS.add("language-model", Task("language-model", extra_metrics=_lm_metrics, generate=_lm_generate,
-                                 export=_lm_export))  # fmt: skip
-
-
-# Families that register their tasks in their own modules (imported last: they import this one).
-from . import generative  # noqa: E402,F401  (autoencoder, gan)

@@ -223,7 +223,7 @@ class Trainer:
         self.train_seconds = 0.0
         self.samples_seen_in_epoch = 0
         # (epoch, metrics, outputs) of the latest validation pass: a text corpus's test split *is* its validation
-        # tail, and api reuses this instead of a second identical pass over it.
+        # tail, and training's final test reuses this instead of a second identical pass over it.
         self.last_validation: tuple[int, dict[str, float], torch.Tensor | None] | None = None
         self._sums: dict[str, torch.Tensor] = {}
         self._count = 0

@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import forecast  # noqa: F401  (registers the "forecast" task these datasets produce)
 from ..config import DataConfig
 from ..errors import UserError
 from .registry import register_dataset

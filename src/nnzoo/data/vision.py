@@ -139,7 +139,7 @@ def fashion_mnist(cfg: DataConfig) -> Dataset:
 
 @register_dataset(DIGITS_SPEC, help="scikit-learn's 1,797 8x8 handwritten digits, bundled (offline)")
 def digits(cfg: DataConfig) -> Dataset:
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # lazy: scikit-learn takes a while to import
 
     d = load_digits()
     x = torch.from_numpy(np.round(d.images * (255 / 16)).astype(np.uint8)).unsqueeze(1)  # (N, 1, 8, 8), 0..16 -> 0..255

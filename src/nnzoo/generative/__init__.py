@@ -1,6 +1,6 @@
 """The generative family's tasks, "autoencoder" and "gan": per-epoch grids and quality numbers, test metrics that
-need new samples, report pictures and the `generate` verb. Registered in nnzoo.tasks.TASKS; api never branches on
-them. The models themselves are in nnzoo/models/autoencoder.py and nnzoo/models/gan.py."""
+need new samples, report pictures and the `generate` verb. Registered in nnzoo.tasks.TASKS by all_tasks.py; api
+never branches on them. The models themselves are in nnzoo/models/autoencoder.py and nnzoo/models/gan.py."""
 
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ import torch
 from ..data.spec import Dataset
 from ..errors import UserError
 from ..images import load_images
-from ..tasks import TASKS, Task
+from ..tasks import Task
 from ..trainer import resolve_device
 from . import pictures, quality
 from .export import autoencoder_plan, gan_plan
 from .monitor import GRID_SEED, QUALITY_SEED, GenerativeMonitor, epoch_grid_path, fixed_grid
 
 if TYPE_CHECKING:
-    from ..api import LoadedRun
+    from ..runs import LoadedRun
     from ..callbacks import Callback
     from ..config import RunConfig
     from ..trainer import Trainer
@@ -225,10 +225,10 @@ def sample_images(run: LoadedRun, options: dict[str, Any]) -> tuple[torch.Tensor
     return images, result
 
 
-TASKS.add("autoencoder", Task("autoencoder", write_reports=_write_reports, generate=_generate,
-                              model_metrics=_model_metrics, model_reports=_autoencoder_reports,
-                              callbacks=_callbacks, export=autoencoder_plan))  # fmt: skip
-TASKS.add("gan", Task("gan", write_reports=_write_reports, generate=_generate, model_metrics=_model_metrics,
-                      model_reports=_gan_reports, callbacks=_callbacks, export=gan_plan))  # fmt: skip
+# Registered by all_tasks.py.
+AUTOENCODER_TASK = Task("autoencoder", write_reports=_write_reports, generate=_generate, model_metrics=_model_metrics,
+                        model_reports=_autoencoder_reports, callbacks=_callbacks, export=autoencoder_plan)  # fmt: skip
+GAN_TASK = Task("gan", write_reports=_write_reports, generate=_generate, model_metrics=_model_metrics,
+                model_reports=_gan_reports, callbacks=_callbacks, export=gan_plan)  # fmt: skip
 
 __all__ = ["GenerativeMonitor", "quality", "pictures"]

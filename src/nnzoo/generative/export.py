@@ -17,7 +17,7 @@ from torch import nn
 from ..export import ExportPlan, real_test_inputs
 
 if TYPE_CHECKING:
-    from ..api import LoadedRun
+    from ..runs import LoadedRun
 
 CHECK = 5  # the check's batch (traced: 2)
 

@@ -32,12 +32,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..config import RunConfig, TrainConfig
 from ..data.sources import cache_dir
 from ..data.spec import DataSpec, Split
 from ..errors import UserError
+from ..models import MODELS
+from ..runs import load_run
+from ..training import train
 
 if TYPE_CHECKING:
-    from ..config import RunConfig
     from ..data.spec import Dataset
 
 JUDGE_VERSION = 1  # part of the cache key: bump when the judge recipe below changes
@@ -113,7 +116,6 @@ def judge_setting(cfg: RunConfig) -> tuple[str, int]:
     """The run's (judge, quality_samples): its model_args, else the defaults of its model's builder."""
     import inspect
 
-    from ..models import MODELS
 
     params = inspect.signature(MODELS.get(cfg.model)).parameters
     if "judge" not in params:
@@ -133,7 +135,6 @@ def resolve_judge(setting: str, cfg: RunConfig, data: Dataset, progress: bool = 
 
 
 def load_judge(path: Path, spec: DataSpec) -> Judge:
-    from ..api import load_run  # late: api imports the task registry, which imports this module
 
     if not path.is_dir():
         raise UserError(f"The judge {path} is not a folder: give the run folder of an nnzoo classifier trained on "
@@ -163,7 +164,6 @@ def judge_recipe(cfg: RunConfig, spec: DataSpec) -> RunConfig:
     schedule peaking at 3e-3, batch 128, 6 epochs on the run's own training split (91.5% on Fashion-MNIST's test
     set, where 3 epochs at a constant 1e-3 gave 88.6%: a judge that knows the classes better says more reliably
     whether a sample shows the class it was drawn for)."""
-    from ..config import RunConfig, TrainConfig
 
     model = "simple-cnn" if min(spec.input_shape[1:]) >= 10 else "mlp"
     return RunConfig(
@@ -177,7 +177,6 @@ def judge_recipe(cfg: RunConfig, spec: DataSpec) -> RunConfig:
 
 def auto_judge(cfg: RunConfig, data: Dataset, progress: bool = True) -> Path:
     """The default judge's run folder, trained on first use (about 1-2 minutes for 60,000 images on 2 CPU cores)."""
-    from ..api import train  # late, see load_judge
 
     # JUDGE_VERSION changes with judge_recipe, so a judge trained by an older recipe is never reused.
     folder = cache_dir() / "judges" / f"{data.spec.name}-{fingerprint(data.train)}-{JUDGE_VERSION}"

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ..data.spec import DataSpec
+from ..errors import UserError
 from .base import Classifier, flat_features
 from .registry import MODELS
 
@@ -62,8 +63,6 @@ ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "sigmoid": nn.
 
 
 def activation_layer(name: str) -> type[nn.Module]:
-    from ..errors import UserError
-
     if name not in ACTIVATIONS:
         raise UserError(f"Unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}.")
     return ACTIVATIONS[name]

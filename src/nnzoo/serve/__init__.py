@@ -73,7 +73,7 @@ def build_app(run_dirs: Sequence[str | os.PathLike], *, device: str | None = Non
         if not 0 <= batch_wait_ms <= 1000:
             raise UserError(f"--batch-wait-ms must be between 0 and 1000, not {batch_wait_ms}.")
         settings.batch_wait_ms = batch_wait_ms
-    from .app import create_app
+    from .app import create_app  # lazy: app.py imports fastapi, the optional nnzoo[serve] extra
 
     return create_app(load_models([Path(d) for d in run_dirs], settings), body_timeout=body_timeout)
 
@@ -114,7 +114,7 @@ def serve(run_dirs: Sequence[str | os.PathLike], *, host: str | None = None, por
     and its body within ``body_timeout`` more (else 408 and the connection closed); at most ``max_connections``
     connections are served at once (a request on one more gets 503)."""
     require_packages()
-    import uvicorn
+    import uvicorn  # lazy, as fastapi above: nnzoo[serve]
 
     _check_positive("--header-timeout", header_timeout)
     if max_connections < 1:
@@ -123,7 +123,7 @@ def serve(run_dirs: Sequence[str | os.PathLike], *, host: str | None = None, por
     check_port(port)  # before the models load, which takes a while
     app = build_app(run_dirs, device=device, max_batch=max_batch, batch_wait_ms=batch_wait_ms,
                     body_timeout=body_timeout)  # fmt: skip
-    from .connections import uvicorn_config
+    from .connections import uvicorn_config  # lazy: it imports uvicorn
 
     config = uvicorn_config(app, header_timeout=header_timeout, max_connections=max_connections, quiet=quiet)
     sock = listen(host, port)

@@ -19,10 +19,13 @@ from typing import Any
 import torch
 from PIL import Image
 
-from ..api import LoadedRun, classification_result, load_run
 from ..errors import UserError
+from ..generative import sample_images
+from ..generative.pictures import grid_array
 from ..models import MODELS
 from ..registry import Registry
+from ..runs import LoadedRun, load_run
+from ..tasks import classification_result
 from ..tasks import generate as generate_for_task
 from ..trainer import Trainer, resolve_device
 from .batching import Batcher
@@ -207,8 +210,6 @@ class ImageGenerator(Served):
 
 def _draw(run: LoadedRun, options: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
     """A grid of new images as PNG bytes (the tiles `nnzoo generate` writes to a file), and what drew them."""
-    from ..generative import sample_images
-    from ..generative.pictures import grid_array
 
     images, result = sample_images(run, options)
     buf = io.BytesIO()
@@ -235,7 +236,7 @@ SERVED.add("autoencoder", ImageGenerator)
 
 
 def load_models(run_dirs: list[str | Path], settings: Settings | None = None) -> dict[str, Served]:
-    """Each run folder loaded (weights_only, through api.load_run) under its folder's name; a second folder of the
+    """Each run folder loaded (weights_only, through runs.load_run) under its folder's name; a second folder of the
     same name gets -2, a third -3."""
     settings = settings or Settings()
     if not run_dirs:

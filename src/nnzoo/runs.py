@@ -1,0 +1,112 @@
+"""The run folder: what a trained run is (RunResult, LoadedRun), how one is read back (load_run, load_data), where
+a new one goes (new_run_dir, latest_run) and the report pictures written into it (write_reports).
+
+Everything that works on a finished run (api, export, serve, attention maps, a GAN's judge) imports this module,
+never ``api``: the arrows run cli -> api -> {export, serve, ...} -> runs -> {trainer, models, data, tasks}.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import checkpoint, reports
+from .config import RunConfig
+from .data import load_dataset
+from .data.spec import Dataset, DataSpec
+from .errors import UserError
+from .models import Model, create_model
+from .tasks import get_task
+from .trainer import Trainer
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+
+
+@dataclass
+class LoadedRun:
+    run_dir: Path
+    config: RunConfig
+    spec: DataSpec
+    model: Model
+    checkpoint: Path
+    payload: dict[str, Any]
+
+
+def load_run(run_dir: str | os.PathLike, which: str = "best") -> LoadedRun:
+    """Rebuild the model of a run folder from its checkpoint alone (no code is unpickled)."""
+    path = checkpoint.find(run_dir, which)
+    payload = checkpoint.load(path)
+    checkpoint.check_schema(payload, path)  # everything below reads only what was checked here
+    try:
+        cfg = RunConfig.from_dict(payload["config"])
+        spec = DataSpec.from_dict(payload["spec"])
+        model = create_model(cfg.model, spec, **cfg.model_args)
+    except UserError as e:
+        raise UserError(f"{path} holds a config this version cannot rebuild: {e}") from None
+    except (TypeError, ValueError, KeyError) as e:  # a spec with unknown or ill-typed fields
+        raise UserError(f"{path} is damaged: its config or data description is unreadable ({e}).") from None
+    checkpoint.check_weights(model, payload["model"], path, cfg.model)
+    model.load_state_dict(payload["model"])
+    model.eval()
+    return LoadedRun(Path(run_dir), cfg, spec, model, path, payload)
+
+
+def load_data(run: LoadedRun, data_dir: str | None) -> Dataset:
+    dc = dataclasses.replace(run.config.data, data_dir=data_dir or run.config.data.data_dir)
+    data = load_dataset(dc)
+    data.spec = dataclasses.replace(data.spec, task=run.spec.task)  # the run's task (see train)
+    return data
+
+
+def write_reports(history: list[dict[str, Any]], data: Dataset, outputs: torch.Tensor | None, run_dir: Path,
+                  cfg: RunConfig, trainer: Trainer | None = None) -> list[Path]:  # fmt: skip
+    """Learning curves for every run, then the task's own pictures (confusion matrix, samples, forecasts...);
+    with the trainer of the tested weights, also the pictures the model draws itself."""
+    folder = run_dir / "report"
+    folder.mkdir(parents=True, exist_ok=True)
+    loss_is = trainer.model.loss_meaning if trainer is not None else None
+    paths = [reports.plot_curves(history, folder / "curves.png", cfg.recipe or cfg.model, loss_is)] if history else []
+    task = get_task(data.spec.task)
+    if task.write_reports is not None:
+        paths += task.write_reports(history, data, outputs, folder, cfg)
+    if task.model_reports is not None and trainer is not None:
+        paths += task.model_reports(trainer, data, folder, cfg)
+    return paths
+
+
+def new_run_dir(out: str | os.PathLike | None, name: str) -> Path:
+    if out is not None:
+        run_dir = Path(out)
+        if (run_dir / "checkpoints" / "last.pt").is_file():  # a folder killed before its first one is reused
+            raise UserError(f"{run_dir} already holds a run: pass --resume to continue it, or choose another --out.")
+        return run_dir
+    base = Path("runs") / name
+    run_dir, n = base, 1
+    while run_dir.exists() and any(run_dir.iterdir()):  # never overwrite an earlier run's results
+        n += 1
+        run_dir = base.with_name(f"{base.name}-{n}")
+    return run_dir
+
+
+def latest_run(recipe: str | RunConfig) -> Path:
+    name = recipe.recipe if isinstance(recipe, RunConfig) else Path(recipe).stem
+    candidates = [p for p in Path("runs").glob(f"{name}*") if (p / "checkpoints" / "last.pt").is_file()]
+    if not candidates:
+        raise UserError(f"Nothing to resume: no run of {name!r} with a checkpoint under runs/; give --out RUN_DIR.")
+    return max(candidates, key=lambda p: (p / "checkpoints" / "last.pt").stat().st_mtime)
+
+
+def trainer_for(run: LoadedRun, device: str | None) -> Trainer:
+    tc = dataclasses.replace(run.config.train, device=device or "auto", compile=False)
+    return Trainer(run.model, tc, spec=run.spec, progress=False)
+
