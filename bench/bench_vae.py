@@ -26,6 +26,8 @@ from pathlib import Path
 from _fashion_layout import torchvision_layout  # bench/ is on sys.path when run as a script
 
 HERE = Path(__file__).resolve().parent
+
+
 def timed(cmd: list[str], env: dict[str, str], log: Path) -> float:
     print("$ " + " ".join(cmd), flush=True)
     t = time.perf_counter()

@@ -49,8 +49,10 @@ def main() -> None:
             if reached is None and acc >= 0.91:
                 reached = (epoch, total)
         steady = statistics.median(s for _, s, _ in cb.rows[1:]) if len(cb.rows) > 1 else cb.rows[0][1]
-        print(f"compile={compile_}: steady-state epoch {steady:.2f} s; 91% test accuracy "
-              + (f"after epoch {reached[0]}, {reached[1]:.1f} s of training" if reached else "not reached"))
+        print(
+            f"compile={compile_}: steady-state epoch {steady:.2f} s; 91% test accuracy "
+            + (f"after epoch {reached[0]}, {reached[1]:.1f} s of training" if reached else "not reached")
+        )
 
 
 if __name__ == "__main__":

@@ -145,8 +145,10 @@ def main():
     if len(results) > 1:
         for key in ("estimate_20x12", "whole_val"):
             values = [r[key] for r in results]
-            print(f"{key}: mean {statistics.fmean(values):.4f}, std {statistics.stdev(values):.4f}, "
-                  f"min {min(values):.4f}, max {max(values):.4f} over {len(values)} seeds")
+            print(
+                f"{key}: mean {statistics.fmean(values):.4f}, std {statistics.stdev(values):.4f}, "
+                f"min {min(values):.4f}, max {max(values):.4f} over {len(values)} seeds"
+            )
 
 
 if __name__ == "__main__":

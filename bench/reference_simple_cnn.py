@@ -70,8 +70,16 @@ def main():
             total_loss += F.cross_entropy(out, target, reduction="sum").item()
             correct += (out.argmax(1) == target).sum().item()
     n = len(test)
-    print(json.dumps({"accuracy": correct / n, "loss": total_loss / n, "train_seconds": train_seconds,
-                      "wall_seconds": time.perf_counter() - start}))
+    print(
+        json.dumps(
+            {
+                "accuracy": correct / n,
+                "loss": total_loss / n,
+                "train_seconds": train_seconds,
+                "wall_seconds": time.perf_counter() - start,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -167,8 +167,10 @@ def main() -> None:
     for label, r in results.items():
         b = r["batching"] or {}
         per_pass = b["requests"] / b["forward_passes"] if b.get("forward_passes") else float("nan")
-        print(f"  {label}: {r['errors']} errors, {r['requests_per_s']:.0f} requests/s, p50 {r['p50_ms']:.1f} ms, "
-              f"p99 {r['p99_ms']:.1f} ms; {per_pass:.1f} requests per forward pass (warm-up included)")
+        print(
+            f"  {label}: {r['errors']} errors, {r['requests_per_s']:.0f} requests/s, p50 {r['p50_ms']:.1f} ms, "
+            f"p99 {r['p99_ms']:.1f} ms; {per_pass:.1f} requests per forward pass (warm-up included)"
+        )
         for kind, n in r["error_kinds"].items():
             print(f"    {n} x {kind}")
 

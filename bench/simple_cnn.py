@@ -23,6 +23,8 @@ from pathlib import Path
 from _fashion_layout import torchvision_layout  # bench/ is on sys.path when run as a script
 
 HERE = Path(__file__).resolve().parent
+
+
 def timed(cmd: list[str]) -> tuple[float, str]:
     t0 = time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True)

@@ -24,7 +24,9 @@ from torchvision import datasets, transforms
 from torchvision.utils import save_image
 
 parser = argparse.ArgumentParser(description="VAE Fashion-MNIST Example (pytorch/examples vae/main.py)")
-parser.add_argument("--batch-size", type=int, default=128, metavar="N", help="input batch size for training (default: 128)")
+parser.add_argument(
+    "--batch-size", type=int, default=128, metavar="N", help="input batch size for training (default: 128)"
+)
 parser.add_argument("--epochs", type=int, default=10, metavar="N", help="number of epochs to train (default: 10)")
 parser.add_argument("--seed", type=int, default=1, metavar="S", help="random seed (default: 1)")
 parser.add_argument("--log-interval", type=int, default=10, metavar="N", help="how many batches to wait before logging")
@@ -39,10 +41,16 @@ t_start = time.perf_counter()
 
 train_loader = torch.utils.data.DataLoader(
     datasets.FashionMNIST(args.root, train=True, download=False, transform=transforms.ToTensor()),
-    batch_size=args.batch_size, shuffle=True, **kwargs)
+    batch_size=args.batch_size,
+    shuffle=True,
+    **kwargs,
+)
 test_loader = torch.utils.data.DataLoader(
     datasets.FashionMNIST(args.root, train=False, transform=transforms.ToTensor()),
-    batch_size=args.batch_size, shuffle=False, **kwargs)
+    batch_size=args.batch_size,
+    shuffle=False,
+    **kwargs,
+)
 
 
 class VAE(nn.Module):
@@ -100,11 +108,10 @@ def train(epoch):
         train_loss += loss.item()
         optimizer.step()
         if batch_idx % args.log_interval == 0:
-            print("Train Epoch: {} [{}/{} ({:.0f}%)]\tLoss: {:.6f}".format(
-                epoch, batch_idx * len(data), len(train_loader.dataset),
-                100. * batch_idx / len(train_loader),
-                loss.item() / len(data)))
-    print("====> Epoch: {} Average loss: {:.4f}".format(epoch, train_loss / len(train_loader.dataset)))
+            print(
+                f"Train Epoch: {epoch} [{batch_idx * len(data)}/{len(train_loader.dataset)} ({100.0 * batch_idx / len(train_loader):.0f}%)]\tLoss: {loss.item() / len(data):.6f}"
+            )
+    print(f"====> Epoch: {epoch} Average loss: {train_loss / len(train_loader.dataset):.4f}")
 
 
 def test(epoch):
@@ -118,10 +125,12 @@ def test(epoch):
             if i == 0:
                 n = min(data.size(0), 8)
                 comparison = torch.cat([data[:n], recon_batch.view(args.batch_size, 1, 28, 28)[:n]])
-                save_image(comparison.cpu(), os.path.join(args.results, "reconstruction_" + str(epoch) + ".png"), nrow=n)
+                save_image(
+                    comparison.cpu(), os.path.join(args.results, "reconstruction_" + str(epoch) + ".png"), nrow=n
+                )
 
     test_loss /= len(test_loader.dataset)
-    print("====> Test set loss: {:.4f}".format(test_loss))
+    print(f"====> Test set loss: {test_loss:.4f}")
     return test_loss
 
 
@@ -136,5 +145,13 @@ if __name__ == "__main__":
             sample = model.decode(sample).cpu()
             save_image(sample.view(64, 1, 28, 28), os.path.join(args.results, "sample_" + str(epoch) + ".png"))
     end = time.perf_counter()
-    print(json.dumps({"reference_test_loss": test_loss, "loop_seconds": end - t_loop,
-                      "script_seconds": end - t_start, "threads": torch.get_num_threads()}))
+    print(
+        json.dumps(
+            {
+                "reference_test_loss": test_loss,
+                "loop_seconds": end - t_loop,
+                "script_seconds": end - t_start,
+                "threads": torch.get_num_threads(),
+            }
+        )
+    )

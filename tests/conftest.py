@@ -113,7 +113,13 @@ def poetry_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = root / "chinese-poetry" / "全唐诗"
     folder.mkdir(parents=True)
     rng = random.Random(0)
-    pools = ["春花秋月何時了往事", "國破山河在城春草木", "床前明月光疑是地上", "曾經滄海難為水除卻", "山不在高有仙則名水"]
+    pools = [
+        "春花秋月何時了往事",
+        "國破山河在城春草木",
+        "床前明月光疑是地上",
+        "曾經滄海難為水除卻",
+        "山不在高有仙則名水",
+    ]
     poems = []
     for author, pool in zip(POETS + ["無名氏"], pools + ["天地玄黃宇宙洪荒日"]):
         for _ in range(40):

@@ -19,7 +19,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from nnzoo import Callback, Model, Trainer, TrainConfig, checkpoint, create_model, load_dataset
+from nnzoo import Callback, Model, TrainConfig, Trainer, checkpoint, create_model, load_dataset
 
 # In fp32: bf16 autocast (on CPUs that have it) rounds each rank's partial gradient sums, which alone moves the
 # losses of 1 and 2 processes apart by ~2e-3 relative. One thread, as each of 2 processes has on 2 cores (and tiny

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import needs_fashion
 from torch import nn
 
-from conftest import needs_fashion
-from nnzoo import Trainer, TrainConfig, create_model, load_dataset
+from nnzoo import TrainConfig, Trainer, create_model, load_dataset
 from nnzoo.data import dataset_spec
 from nnzoo.data.spec import DataSpec
 from nnzoo.data.text import CharVocab

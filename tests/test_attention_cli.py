@@ -91,14 +91,33 @@ def test_poems_acrostic_and_tang_authors(poetry_dir: Path, tmp_path: Path, capsy
     code, out, err = cli(capsys, "eval", authors, "--data-dir", poetry_dir, "--json")
     assert code == 0 and json.loads(out)["class_names"] == POETS
     lstm = tmp_path / "authors-lstm"  # the recurrent family on the same task
-    code, out, err = cli(capsys, "train", "tang-authors-lstm", "--data-dir", poetry_dir, "--out", lstm,
-                         "--set", "data.seq_len=32", "--set", "model_args.hidden=16", "--max-steps", "2", "--quiet")
+    code, out, err = cli(
+        capsys,
+        "train",
+        "tang-authors-lstm",
+        "--data-dir",
+        poetry_dir,
+        "--out",
+        lstm,
+        "--set",
+        "data.seq_len=32",
+        "--set",
+        "model_args.hidden=16",
+        "--max-steps",
+        "2",
+        "--quiet",
+    )
     assert code == 0, err
     assert json.loads((lstm / "metrics.json").read_text())["test"]["majority_baseline"] == pytest.approx(0.2)
     code, out, err = cli(capsys, "attention", authors, "床前明月光，疑是地上霜。" * 4, "--json", "--layer", 1)
     r = json.loads(out)
     assert code == 0, err
-    assert r["shape"] == [2, 4, 33, 33] and len(r["files"]) == 1 and r["tokens"][0] == "[CLS]" and r["prediction"]["label"] in POETS
+    assert (
+        r["shape"] == [2, 4, 33, 33]
+        and len(r["files"]) == 1
+        and r["tokens"][0] == "[CLS]"
+        and r["prediction"]["label"] in POETS
+    )
     assert "kept its first 32" in err
 
 

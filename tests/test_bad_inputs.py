@@ -442,8 +442,18 @@ def test_bad_input_is_one_error_line_and_writes_nothing(places: dict[str, Path],
 def test_the_table_is_large_and_covers_every_verb() -> None:
     assert len(CASES) >= 150
     verbs = {a[0] for a, _ in CASES if a}
-    assert verbs >= {"train", "eval", "predict", "generate", "export", "serve", "report", "summary", "attention",
-                     "list"}
+    assert verbs >= {
+        "train",
+        "eval",
+        "predict",
+        "generate",
+        "export",
+        "serve",
+        "report",
+        "summary",
+        "attention",
+        "list",
+    }
 
 
 def test_a_finished_run_survives_bad_commands(places: dict[str, Path], tmp_path: Path,
@@ -519,7 +529,9 @@ def test_a_recipes_data_options_follow_its_dataset() -> None:
     poems = api.make_config("tang-poems-char-lstm")
     assert poems.data.options == {"regular_only": True}
     assert api.make_config("tang-poems-char-lstm", overrides={"dataset": "tinyshakespeare"}).data.options == {}
-    assert api.make_config("tang-poems-char-lstm", overrides={"dataset": "tang300"}).data.options == {"regular_only": True}
+    assert api.make_config("tang-poems-char-lstm", overrides={"dataset": "tang300"}).data.options == {
+        "regular_only": True
+    }
     co2 = api.make_config("co2-lstm", overrides={"dataset": "sunspots"})
     assert co2.data.options == api.make_config("co2-lstm").data.options  # sunspots reads the same three
 

@@ -43,7 +43,11 @@ def test_train_writes_the_run_folder(trained: Path) -> None:
     assert (trained / "config.yaml").is_file()
     assert {p.name for p in (trained / "checkpoints").iterdir()} == {"best.pt", "last.pt"}
     metrics = json.loads((trained / "metrics.json").read_text())
-    assert set(metrics["test"]) == {"loss", "accuracy", "majority_baseline"} and metrics["epochs"] == 1 and metrics["steps"] == 2
+    assert (
+        set(metrics["test"]) == {"loss", "accuracy", "majority_baseline"}
+        and metrics["epochs"] == 1
+        and metrics["steps"] == 2
+    )
     assert metrics["train_seconds"] > 0 and "expected" in metrics
     lines = (trained / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 1 and json.loads(lines[0])["epoch"] == 1
@@ -143,7 +147,11 @@ def test_corrupt_idx_and_bad_images(trained: Path, tmp_path: Path, capsys: pytes
     assert code == 2 and "is not a readable IDX file" not in err and "magic number" in err
     (tmp_path / "notes.png").write_text("not an image")
     code, _, err = run_cli(capsys, "predict", trained, tmp_path / "notes.png")
-    assert code == 2 and err == f"error: {tmp_path / 'notes.png'} is not an image nnzoo can read (PNG, JPEG, BMP, GIF, TIFF or WebP).\n"
+    assert (
+        code == 2
+        and err
+        == f"error: {tmp_path / 'notes.png'} is not an image nnzoo can read (PNG, JPEG, BMP, GIF, TIFF or WebP).\n"
+    )
     code, _, err = run_cli(capsys, "predict", trained, tmp_path / "nope.png")
     assert code == 2 and "does not exist" in err
 

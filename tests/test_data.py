@@ -7,11 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import IDX_NAMES, write_mnist_folder
+
 from nnzoo.config import DataConfig
-from nnzoo.data import Batches, Split, load_dataset, read_idx, write_idx
-from nnzoo.data import sources
+from nnzoo.data import Batches, Split, load_dataset, read_idx, sources, write_idx
 from nnzoo.data.vision import split_validation
 from nnzoo.errors import DataNotFoundError, UserError
 

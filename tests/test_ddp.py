@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from ddp_worker import EPOCHS, ProbeLoss, mlp_run, two_heads
 
 import nnzoo
-from ddp_worker import EPOCHS, ProbeLoss, mlp_run, two_heads
 from nnzoo import Batches, Split, api, checkpoint, cli
 from nnzoo.distributed import check_batch_size
 from nnzoo.errors import UserError

@@ -82,8 +82,10 @@ def test_recurrent_classifier_reads_pixels(data_dir: Path, tmp_path: Path) -> No
     np.testing.assert_allclose(got, expected.detach().numpy(), atol=1e-4)
 
 
-@pytest.mark.parametrize("recipe,width", [("tang-authors-transformer", ("model_args.dim", 32)),
-                                          ("tang-authors-lstm", ("model_args.hidden", 16))])  # packed -> masked twin
+@pytest.mark.parametrize(
+    "recipe,width",
+    [("tang-authors-transformer", ("model_args.dim", 32)), ("tang-authors-lstm", ("model_args.hidden", 16))],
+)  # packed -> masked twin
 def test_text_classifiers_find_the_padding_themselves(poetry_dir: Path, tmp_path: Path, recipe: str,
                                                       width: tuple) -> None:  # fmt: skip
     L = 16  # the LSTM's masked twin unrolls over L steps, and the ONNX optimizer's time grows fast with the graph
@@ -139,7 +141,11 @@ def test_language_model_step_generates_like_pytorch(text_file: Path, tmp_path: P
     assert meta["vocab"] == loaded.spec.extra["vocab"]  # itos, so a runtime can decode
     session = _session(r["path"])
     if one_token:
-        assert [p["name"] for p in meta["inputs"]] == ["ids", "h", "c"] and meta["inputs"][1]["shape"] == [2, "batch", 32]
+        assert [p["name"] for p in meta["inputs"]] == ["ids", "h", "c"] and meta["inputs"][1]["shape"] == [
+            2,
+            "batch",
+            32,
+        ]
     else:
         assert [p["name"] for p in meta["inputs"]] == ["ids", "past"] and meta["axes"]["past"] == [0, 23]
         assert [i.shape for i in session.get_inputs()] == [["batch", "tokens"], [2, 2, "batch", 4, "past", 8]]
@@ -148,7 +154,9 @@ def test_language_model_step_generates_like_pytorch(text_file: Path, tmp_path: P
              for port in meta["inputs"][1:]]  # fmt: skip
     vocab = meta["vocab"]
     prompt = torch.tensor([[vocab.index(c) for c in w] for w in ["ROMEO", "light", "soft,", "But s"]])
-    logits = _greedy_through_runtime(session, prompt, state, steps=10, one_token=one_token)  # (4, 15, V): 5 prompt tokens and 10 more
+    logits = _greedy_through_runtime(
+        session, prompt, state, steps=10, one_token=one_token
+    )  # (4, 15, V): 5 prompt tokens and 10 more
     # The reference: PyTorch reading the whole text at once, no state carried at all.
     text = torch.cat([prompt, logits[:, 4:-1].argmax(-1)], dim=1)
     with torch.no_grad():

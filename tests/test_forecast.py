@@ -155,5 +155,10 @@ def test_expected_metrics_know_which_way_is_better() -> None:
                "val": {"loss": 1.5}}  # fmt: skip
     expected = {"test_mase": 0.5, "test_seasonal_naive_mae": 1.0, "test_improvement_over_naive": 0.3,
                 "test_g_loss": 0.2, "val_loss": 1.6}  # fmt: skip
-    assert _meets(metrics, expected) == {"test_mase": True, "test_seasonal_naive_mae": False,
-                                         "test_improvement_over_naive": True, "test_g_loss": False, "val_loss": True}
+    assert _meets(metrics, expected) == {
+        "test_mase": True,
+        "test_seasonal_naive_mae": False,
+        "test_improvement_over_naive": True,
+        "test_g_loss": False,
+        "val_loss": True,
+    }

@@ -5,7 +5,7 @@ import re
 import pytest
 from torch import nn
 
-from nnzoo import Trainer, TrainConfig, load_dataset
+from nnzoo import TrainConfig, Trainer, load_dataset
 from nnzoo.data.text import CharVocab
 from nnzoo.errors import UserError
 from nnzoo.generation import generate_acrostic, generate_text

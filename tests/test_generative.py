@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import StopAfter
-from nnzoo import Callback, RunConfig, Split, Trainer, TrainConfig, api, checkpoint, create_model, load_dataset
+
+from nnzoo import Callback, RunConfig, Split, TrainConfig, Trainer, api, checkpoint, create_model, load_dataset
 from nnzoo.config import DataConfig
 from nnzoo.data import dataset_spec
 from nnzoo.errors import IncompatibleData, UserError
@@ -179,7 +179,6 @@ def _gan_config(judge: str) -> RunConfig:
     )  # fmt: skip
 
 
-
 def test_gan_resumed_from_a_checkpoint_continues_exactly(tmp_path: Path, digits_judge: Path) -> None:
     cfg = _gan_config(str(digits_judge))
     full = api.train(cfg, out=tmp_path / "full", progress=False)
@@ -194,7 +193,10 @@ def test_gan_resumed_from_a_checkpoint_continues_exactly(tmp_path: Path, digits_
     for name in a["optimizers"]:
         for i, state in a["optimizers"][name]["state"].items():
             assert all(torch.equal(v, b["optimizers"][name]["state"][i][k]) for k, v in state.items())
-    strip = lambda h: [{k: v for k, v in e.items() if k not in ("epoch_seconds", "samples_per_s")} for e in h]
+
+    def strip(h):
+        return [{k: v for k, v in e.items() if k not in ("epoch_seconds", "samples_per_s")} for e in h]
+
     assert strip(full.history) == strip(resumed.history)
     assert {"fd", "confidence", "classes_covered"} <= set(full.history[0])  # per-epoch quality numbers
     lines = [json.loads(line) for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]

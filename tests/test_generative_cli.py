@@ -64,7 +64,9 @@ def test_every_recipe_trains_and_reports(runs: dict[str, Path], recipe: str) -> 
         assert ("denoising.png" in report) == ("psnr_noisy" in test) == (recipe == "mnist-denoising-ae")
 
 
-@pytest.mark.parametrize("recipe,n,rows,cols", [("mnist-dcgan", 10, 3, 4), ("mnist-vae", 64, 8, 8), ("mnist-gan", 1, 1, 1)])
+@pytest.mark.parametrize(
+    "recipe,n,rows,cols", [("mnist-dcgan", 10, 3, 4), ("mnist-vae", 64, 8, 8), ("mnist-gan", 1, 1, 1)]
+)
 def test_generate_writes_a_grid_of_the_requested_size(runs: dict[str, Path], tmp_path: Path,
                                                       capsys: pytest.CaptureFixture, recipe: str, n: int, rows: int,
                                                       cols: int) -> None:  # fmt: skip
@@ -159,6 +161,7 @@ BAD_TRAIN = [
 def test_bad_train_input_is_one_sentence(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
                                          argv: list[str], message: str) -> None:  # fmt: skip
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
-    code, _, err = run_cli(capsys, "train", *argv, "--data-dir", data_dir, "--max-steps", 1, "--quiet", "--set",
-                           "data.val_size=0")
+    code, _, err = run_cli(
+        capsys, "train", *argv, "--data-dir", data_dir, "--max-steps", 1, "--quiet", "--set", "data.val_size=0"
+    )
     assert code == 2 and message.replace("{tmp}", str(tmp_path)) in err and "Traceback" not in err

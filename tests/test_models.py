@@ -41,10 +41,10 @@ def test_simple_cnn_flattens_64x5x5_on_28x28_and_64x6x6_on_32x32() -> None:
 
 def test_simple_cnn_layers_are_the_classic_example() -> None:
     m = create_model("simple-cnn", dataset_spec("mnist"))
-    convs = [l for l in m.features if isinstance(l, torch.nn.Conv2d)]
+    convs = [layer for layer in m.features if isinstance(layer, torch.nn.Conv2d)]
     assert [(c.in_channels, c.out_channels, c.kernel_size) for c in convs] == [(1, 32, (3, 3)), (32, 64, (3, 3))]
-    assert [type(l).__name__ for l in m.features] == ["Conv2d", "ReLU", "MaxPool2d"] * 2
-    assert [l.out_features for l in m.classifier if isinstance(l, torch.nn.Linear)] == [128, 10]
+    assert [type(layer).__name__ for layer in m.features] == ["Conv2d", "ReLU", "MaxPool2d"] * 2
+    assert [layer.out_features for layer in m.classifier if isinstance(layer, torch.nn.Linear)] == [128, 10]
 
 
 def test_input_too_small_names_the_minimum_size() -> None:
@@ -57,7 +57,7 @@ def test_input_too_small_names_the_minimum_size() -> None:
 def test_model_arguments_are_checked() -> None:
     spec = dataset_spec("digits")
     m = create_model("mlp", spec, hidden=[32, 16, 8], activation="gelu", dropout=0.2, batch_norm=True)
-    assert [l.out_features for l in m.net if isinstance(l, torch.nn.Linear)] == [32, 16, 8, 10]
+    assert [layer.out_features for layer in m.net if isinstance(layer, torch.nn.Linear)] == [32, 16, 8, 10]
     with pytest.raises(UserError, match="has no argument 'hiden'; its arguments are: hidden"):
         create_model("mlp", spec, hiden=[3])
     with pytest.raises(UserError, match="Unknown activation 'relu6'"):

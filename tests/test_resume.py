@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import StopAfter
-from nnzoo import Callback, Trainer, TrainConfig, api, checkpoint, create_model, load_dataset, seed_everything, training
+
+from nnzoo import Callback, TrainConfig, Trainer, api, checkpoint, create_model, load_dataset, seed_everything, training
 from nnzoo.cli import main
 from nnzoo.errors import UserError
 
@@ -315,14 +315,18 @@ def _nnzoo(*argv: str, **kwargs) -> subprocess.Popen:
 @pytest.mark.slow
 def test_a_file_size_limit_is_one_sentence(tmp_path: Path) -> None:
     """`ulimit -f`: the kernel would kill the process with SIGXFSZ; the CLI ignores it, so the write fails."""
-    limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))  # last.pt is ~50 kB
+
+    def limit():
+        return resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))  # last.pt is ~50 kB
+
     run = tmp_path / "run"
     p = _nnzoo("train", "digits-mlp", "--out", str(run), "--epochs", "1", "--quiet", "--set", "model_args.hidden=[32]",
                "--set", "train.num_threads=1", preexec_fn=limit)  # fmt: skip
     _, err = p.communicate(timeout=300)
     assert p.returncode == 2, err
-    assert err == (f"error: could not write {run}/checkpoints/last.pt: File too large; no checkpoint had been "
-                   "written yet.\n")
+    assert err == (
+        f"error: could not write {run}/checkpoints/last.pt: File too large; no checkpoint had been written yet.\n"
+    )
     assert not list(run.rglob("*.tmp"))
 
 
@@ -378,8 +382,11 @@ import nnzoo
 
 def test_ctrl_c_during_start_up() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    run = lambda argv0: subprocess.run([sys.executable, "-c", CTRL_C_AT_IMPORT, argv0], env=env, text=True, check=False,
-                                       capture_output=True, timeout=120)  # fmt: skip
+
+    def run(argv0):
+        return subprocess.run([sys.executable, "-c", CTRL_C_AT_IMPORT, argv0], env=env, text=True, check=False,
+                                           capture_output=True, timeout=120)  # fmt: skip
+
     command = run("/usr/local/bin/nnzoo")
     assert (command.returncode, command.stderr) == (130, "interrupted\n")
     library = run("my_script.py")  # not the command: the program gets its KeyboardInterrupt

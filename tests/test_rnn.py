@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import StopAfter
 from torch import nn
 
-from conftest import StopAfter
-from nnzoo import Trainer, TrainConfig, api, checkpoint, load_dataset
+from nnzoo import TrainConfig, Trainer, api, checkpoint, load_dataset
 from nnzoo.data.spec import DataSpec
 from nnzoo.data.text import CharVocab
 from nnzoo.errors import UserError
@@ -119,8 +119,13 @@ def test_bidirectional_classifier_reads_the_last_state_of_both_directions() -> N
     assert model.head.in_features == 16 and model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
 
 
-TEXT = DataSpec("poems", task="classification", input_shape=(10,), num_classes=5,
-                extra={"kind": "text-classification", "pad_id": 20, "vocab_size": 21})
+TEXT = DataSpec(
+    "poems",
+    task="classification",
+    input_shape=(10,),
+    num_classes=5,
+    extra={"kind": "text-classification", "pad_id": 20, "vocab_size": 21},
+)
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])
@@ -170,6 +175,7 @@ def test_char_lstm_overfits_a_tiny_text(tmp_path: Path) -> None:
 
 
 # ---- resume -----------------------------------------------------------------------------------------------------
+
 
 def test_resume_of_a_recurrent_model_equals_uninterrupted(tmp_path: Path) -> None:
     text = "".join(f"line {i}: to be or not to be, that is the question.\n" for i in range(40))

@@ -67,7 +67,13 @@ def test_health_models_docs_and_page(client: TestClient) -> None:
     assert d["classes"] == [str(i) for i in range(10)] and d["endpoints"] == ["/v1/models/digits/predict"]
     assert (p["kind"], p["family"], p["task"], p["acrostic"]) == ("text", "rnn", "language-model", True)
     assert p["vocab_size"] == len(set("".join(POEMS) + "\n")) + 1  # + the unknown mark
-    assert (g["kind"], g["family"], g["task"], g["conditional"], g["can_sample"]) == ("images", "gan", "gan", True, True)
+    assert (g["kind"], g["family"], g["task"], g["conditional"], g["can_sample"]) == (
+        "images",
+        "gan",
+        "gan",
+        True,
+        True,
+    )
     assert len(g["classes"]) == 10 and g["input_shape"] == [1, 8, 8]
     assert (a["family"], a["task"], a["can_sample"], a["conditional"]) == ("autoencoder", "autoencoder", False, False)
     assert body["limits"]["max_body_bytes"] == MAX_BODY_BYTES
@@ -75,7 +81,9 @@ def test_health_models_docs_and_page(client: TestClient) -> None:
     assert "swagger" in client.get("/docs").text.lower()
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/health", "/v1/models", "/v1/models/{name}/predict", "/v1/models/{name}/generate"} <= set(paths)
-    assert {"multipart/form-data", "application/json"} <= set(paths["/v1/models/{name}/predict"]["post"]["requestBody"]["content"])
+    assert {"multipart/form-data", "application/json"} <= set(
+        paths["/v1/models/{name}/predict"]["post"]["requestBody"]["content"]
+    )
     page = client.get("/")
     assert page.status_code == 200 and "Draw a digit · 画一个数字" in page.text and "藏头诗" in page.text
     assert "换一批" in page.text and client.get("/static/app.js").status_code == 200
@@ -90,7 +98,9 @@ def test_same_folder_names_are_told_apart(serve_runs: dict[str, Path], tmp_path:
 
 
 # ---- predict ------------------------------------------------------------------------------------------------------
-def test_predict_an_upload_as_nnzoo_predict_does(client: TestClient, serve_runs: dict[str, Path], tmp_path: Path) -> None:
+def test_predict_an_upload_as_nnzoo_predict_does(
+    client: TestClient, serve_runs: dict[str, Path], tmp_path: Path
+) -> None:
     data = png_bytes()
     r = client.post("/v1/models/digits/predict", files={"file": ("seven.png", data, "image/png")}, params={"top_k": 2})
     assert r.status_code == 200, r.text
@@ -303,7 +313,10 @@ def test_loopback_unless_host_says_otherwise(host: str, loopback: bool) -> None:
     assert address == host and is_loopback(host) == loopback
     assert (warning is None) == loopback
     if warning:
-        assert warning.startswith(f"listening on {host}, beyond this machine's loopback") and "no authentication" in warning
+        assert (
+            warning.startswith(f"listening on {host}, beyond this machine's loopback")
+            and "no authentication" in warning
+        )
 
 
 def test_serve_command_binds_loopback_and_warns_beyond(serve_runs: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
@@ -351,7 +364,10 @@ def test_core_works_without_fastapi_and_serve_names_the_extra(serve_runs: dict[s
             f"sys.exit(nnzoo.cli.main(['serve', {str(serve_runs['digits'])!r}]))\n")  # fmt: skip
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert r.stderr == 'error: nnzoo serve needs fastapi and uvicorn, which are not installed: pip install "nnzoo[serve]".\n'
+    assert (
+        r.stderr
+        == 'error: nnzoo serve needs fastapi and uvicorn, which are not installed: pip install "nnzoo[serve]".\n'
+    )
     assert r.stdout == ""
 
 

@@ -15,6 +15,7 @@ import pytest
 pytest.importorskip("uvicorn", reason='nnzoo serve needs its extra: pip install "nnzoo[serve]"')
 
 from conftest import uvicorn_in_a_thread
+
 from nnzoo.cli import build_parser, main
 from nnzoo.serve import build_app
 from nnzoo.serve.connections import uvicorn_config
@@ -55,7 +56,9 @@ def read_response(s: socket.socket) -> bytes:
         assert chunk, f"closed after {data!r}"
         data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
-    length = int(next(line.split(b":")[1] for line in head.lower().split(b"\r\n") if line.startswith(b"content-length")))
+    length = int(
+        next(line.split(b":")[1] for line in head.lower().split(b"\r\n") if line.startswith(b"content-length"))
+    )
     while len(body) < length:
         body += s.recv(65536)
     return data

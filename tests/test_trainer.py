@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import StopAfter, needs_fashion
-from nnzoo import Callback, Trainer, TrainConfig, create_model, load_dataset
-from nnzoo import api, checkpoint
+
+from nnzoo import Callback, TrainConfig, Trainer, api, checkpoint, create_model, load_dataset
 from nnzoo.errors import UserError
 from nnzoo.trainer import TrainingDiverged
 
@@ -40,7 +39,6 @@ def test_simple_cnn_on_a_few_hundred_fashion_mnist_images_beats_chance() -> None
     assert acc > 0.55, acc  # chance is 0.10
 
 
-
 @pytest.mark.parametrize("recipe_sets", [
     [("train.schedule", "onecycle"), ("train.optimizer", "adam")],
     [("train.schedule", "step"), ("train.momentum", 0.9), ("model_args.dropout", 0.3)],
@@ -57,7 +55,10 @@ def test_resume_equals_uninterrupted(tmp_path: Path, recipe_sets: list) -> None:
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
     assert a["schedulers"] == b["schedulers"]
-    strip = lambda h: [{k: v for k, v in e.items() if k not in ("epoch_seconds", "samples_per_s")} for e in h]
+
+    def strip(h):
+        return [{k: v for k, v in e.items() if k not in ("epoch_seconds", "samples_per_s")} for e in h]
+
     assert strip(full.history) == strip(resumed.history)
     lines = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]

@@ -83,7 +83,9 @@ def test_draw_write_and_gallery(browser, serve_runs: dict[str, Path]) -> None:  
                  for li in page.locator("#probs li").all()}  # fmt: skip
         assert set(shown) == {str(i) for i in range(10)} and sum(shown.values()) == pytest.approx(1, abs=1e-4)
         top = max(shown, key=shown.get)
-        assert page.inner_text("#prediction").startswith(f"{top} · ") and page.inner_text("#probs li.top").startswith(top)
+        assert page.inner_text("#prediction").startswith(f"{top} · ") and page.inner_text("#probs li.top").startswith(
+            top
+        )
 
         # What the page sent: the canvas as it is (280x280, white on black), for the server to prepare as a file.
         pixels = json.loads(sent.value.post_data)["pixels"]

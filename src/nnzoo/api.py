@@ -13,36 +13,45 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import all_tasks  # noqa: F401  (registers every task: classification, language-model, forecast, ...)
+from . import (
+    all_tasks,  # noqa: F401  (registers every task: classification, language-model, forecast, ...)
+    reports,
+)
 from . import distributed as parallel
-from . import reports
 from .attention_maps import attention_for_run
-from .config import FLAG_SETTINGS, TrainConfig  # noqa: F401  (the CLI reads api.FLAG_SETTINGS)
+
+# Names api offered before the run folder and training moved out (importable as api.NAME; nnzoo offers them too).
+from .callbacks import Callback  # noqa: F401
+from .config import (  # noqa: F401  (the CLI reads api.FLAG_SETTINGS)
+    FLAG_SETTINGS,
+    RunConfig,  # noqa: F401
+    TrainConfig,
+)
 from .data import DATASETS, dataset_spec, load_dataset
+from .data.spec import Dataset, DataSpec  # noqa: F401
 from .errors import Terminated, UserError
 from .export import export as _export
 from .images import load_images
-from .models import MODELS, check_compatible, create_model
+from .models import (
+    MODELS,
+    Model,  # noqa: F401
+    check_compatible,
+    create_model,
+)
 from .paths import check_output
-from .recipes import RECIPES
+from .recipes import (
+    RECIPES,
+    load_recipe,  # noqa: F401
+)
 from .runs import LoadedRun, RunResult, load_run, write_reports
 from .runs import load_data as _load_data
 from .runs import trainer_for as _trainer_for
 from .summary import format_summary, summarize
 from .tasks import classification_result, get_task
 from .tasks import generate as _generate_for_task
-from .trainer import resolve_device, usable_cores
+from .trainer import Trainer, distributed_session, resolve_device, seed_everything, usable_cores  # noqa: F401
 from .training import LOWER_IS_BETTER, Interrupted, _meets, make_config, train, train_config  # noqa: F401
 from .training import task_metrics as _task_metrics
-
-# Names api offered before the run folder and training moved out (importable as api.NAME; nnzoo offers them too).
-from .callbacks import Callback  # noqa: F401
-from .config import RunConfig  # noqa: F401
-from .data.spec import DataSpec, Dataset  # noqa: F401
-from .models import Model  # noqa: F401
-from .recipes import load_recipe  # noqa: F401
-from .trainer import Trainer, distributed_session, seed_everything  # noqa: F401
-
 
 # ---- train (the run itself is training.train) ----------------------------------------------------------------------
 
@@ -113,7 +122,9 @@ def predict(run_dir: str | os.PathLike, images: Sequence[str | os.PathLike] = ()
         raise UserError("Give at least one image file to predict.")
     x = load_images(list(images), run.spec)
     probs = _trainer_for(run, device).predict(x).softmax(1)
-    return [{"file": str(path), **classification_result(p, run.spec.class_names, top_k)} for path, p in zip(images, probs)]
+    return [
+        {"file": str(path), **classification_result(p, run.spec.class_names, top_k)} for path, p in zip(images, probs)
+    ]
 
 
 def report(run_dir: str | os.PathLike, *, data_dir: str | None = None, device: str | None = None) -> list[Path]:

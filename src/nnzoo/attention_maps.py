@@ -53,7 +53,7 @@ def _pick(name: str, value: int | None, count: int) -> list[int]:
 def _text_ids(run: Any, text: str) -> tuple[torch.Tensor, list[str], list[str]]:
     """Ids (1, T) of a text input, the characters shown, and notes for the user."""
     if not text:
-        raise UserError("Give the text to look at, e.g. nnzoo attention RUN_DIR \"To be, or not to be\".")
+        raise UserError('Give the text to look at, e.g. nnzoo attention RUN_DIR "To be, or not to be".')
     vocab = CharVocab(run.spec.extra["vocab"])
     notes = []
     missing = [c for c in vocab.unknown(text) if c != UNK]
@@ -78,7 +78,6 @@ def _image_input(run: Any, source: str, resize: bool, data_dir: str | None) -> t
     """uint8 (1, C, H, W) from an image file or ``test:N`` (the N-th test image), and its title."""
     c, h, w = run.spec.input_shape
     if source.startswith("test:"):
-
         try:
             n = int(source[5:])
         except ValueError:
@@ -91,7 +90,6 @@ def _image_input(run: Any, source: str, resize: bool, data_dir: str | None) -> t
     bands = [b for b in img.getbands() if b != "A"]
     channels = 3 if len(bands) == 3 and not _grey(img) else 1
     if resize:
-
         return to_model_input(img, run.spec)[None], Path(source).name
     if (img.width, img.height) != (w, h) or channels != c:
         kind = {1: "grayscale", 3: "colour"}

@@ -60,9 +60,12 @@ def _add_run_verbs(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device")
     p.add_argument("--json", action="store_true", help="print JSON")
 
-    p = sub.add_parser("predict", help="classify image files, or forecast past the end of a series",
-                       description="A classifier labels IMAGE files; a forecaster forecasts the steps after "
-                                   "the end of its series, or after the last values of a CSV given with --column.")
+    p = sub.add_parser(
+        "predict",
+        help="classify image files, or forecast past the end of a series",
+        description="A classifier labels IMAGE files; a forecaster forecasts the steps after "
+        "the end of its series, or after the last values of a CSV given with --column.",
+    )
     p.add_argument("run_dir")
     p.add_argument("images", nargs="*", metavar="FILE", help="image files (classifiers) or one CSV (forecasters)")
     p.add_argument("--column", help="the CSV column holding the series (forecasters)")
@@ -214,8 +217,10 @@ def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
         if args.json:
             print(json.dumps(r, indent=2))
         else:
-            print(f"wrote {r['path']} ({r['format']}); inputs {r['inputs']} -> outputs {r['outputs']}; "
-                  f"max |difference| from PyTorch on {r['checked']}: {r['max_abs_diff']:.2e}")
+            print(
+                f"wrote {r['path']} ({r['format']}); inputs {r['inputs']} -> outputs {r['outputs']}; "
+                f"max |difference| from PyTorch on {r['checked']}: {r['max_abs_diff']:.2e}"
+            )
             print(f"wrote {r['meta']}: shapes and meaning of the inputs and outputs, and what a runtime needs")
             for note in r["notes"]:
                 print(f"note: {note}")

@@ -6,8 +6,8 @@ Every value has one home in a dataclass below; validation names the setting (and
 from __future__ import annotations
 
 import dataclasses
-import re
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field

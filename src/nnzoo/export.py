@@ -155,7 +155,11 @@ def export(run_dir: str | Path, fmt: str = "onnx", out: str | Path | None = None
         path.unlink(missing_ok=True)
         raise failed from None
     with torch.no_grad():
-        diff = plan.verify(call) if plan.verify is not None else _max_diff(call(plan.check), (plan.reference or plan.module)(*plan.check))
+        diff = (
+            plan.verify(call)
+            if plan.verify is not None
+            else _max_diff(call(plan.check), (plan.reference or plan.module)(*plan.check))
+        )
     batch = int(plan.check[0].shape[0])
     meta_path = path.with_name(path.name + ".json")
     files.atomic_write_text(meta_path, json.dumps(_describe(plan, run, path, fmt), indent=2, ensure_ascii=False) + "\n")
@@ -201,8 +205,11 @@ def _onnx(plan: ExportPlan, path: Path) -> Call:
     except ImportError:
         raise UserError('ONNX export needs onnx, onnxscript and onnxruntime: pip install "nnzoo[export]".') from None
     named = _axes(plan)
-    dims = {a: torch.export.Dim(a, min=plan.limits.get(a, (1, None))[0], max=plan.limits.get(a, (1, None))[1])
-            for axes in named.values() for a in axes.values()}  # one Dim per name: axes of one name are equal
+    dims = {
+        a: torch.export.Dim(a, min=plan.limits.get(a, (1, None))[0], max=plan.limits.get(a, (1, None))[1])
+        for axes in named.values()
+        for a in axes.values()
+    }  # one Dim per name: axes of one name are equal
     shapes = tuple({i: dims[a] for i, a in named.get(name, {}).items()} or None for name in plan.input_names)
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():  # the exporter narrates each pass
         warnings.simplefilter("ignore")

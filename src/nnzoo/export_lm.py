@@ -154,10 +154,12 @@ def gpt_step(gpt: GPT) -> StepExport:
         start=f"an empty cache: zeros of shape ({layers}, 2, batch, {a.heads}, 0, {a.head_dim})",
         axes={"ids": {0: "batch", 1: "tokens"}, "past": {2: "batch", 4: "past"}},
         limits={"tokens": (1, ctx), "past": (0, ctx - 1)},
-        docs={"past": f"{layout}: per layer, the keys [:, 0] and values [:, 1] of the tokens seen so far; "
-                      "past = 0 before the first call. Its length is the position of the first new token",
-              "present": "past with these tokens' keys and values appended (past + tokens long): the next call's "
-                         f"past. past + tokens must not exceed the context of {ctx}"},  # fmt: skip
+        docs={
+            "past": f"{layout}: per layer, the keys [:, 0] and values [:, 1] of the tokens seen so far; "
+            "past = 0 before the first call. Its length is the position of the first new token",
+            "present": "past with these tokens' keys and values appended (past + tokens long): the next call's "
+            f"past. past + tokens must not exceed the context of {ctx}",
+        },  # fmt: skip
     )
 
 

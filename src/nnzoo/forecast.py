@@ -28,9 +28,9 @@ from .export import ExportPlan, real_test_inputs
 from .tasks import Task
 
 if TYPE_CHECKING:
-    from .runs import LoadedRun
     from .config import RunConfig
-    from .data.spec import DataSpec, Dataset
+    from .data.spec import Dataset, DataSpec
+    from .runs import LoadedRun
 
 
 def to_units(z: torch.Tensor | np.ndarray, spec: DataSpec) -> np.ndarray:

@@ -137,7 +137,9 @@ def generate_acrostic(model: LanguageModel, vocab: CharVocab, heads: str, **samp
         raise UserError(f"The model's vocabulary lacks {''.join(missing)!r}, so no line can start with it.")
     marks = {c: vocab.index[c] for c in "，。\n" if c in vocab.index}
     if len(marks) < 3:
-        raise UserError("This model's vocabulary has no ， 。 and line breaks: --acrostic needs a model trained on poems.")
+        raise UserError(
+            "This model's vocabulary has no ， 。 and line breaks: --acrostic needs a model trained on poems."
+        )
     s = Sampler(model, vocab, **sampler_args)
     s.ids = [marks["\n"]]  # a poem starts after a line break in the training text
     plain = torch.ones(len(vocab), dtype=torch.bool)

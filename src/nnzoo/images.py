@@ -158,7 +158,7 @@ def _resize(a: np.ndarray, scale: float) -> np.ndarray:
 
 def _centre(a: np.ndarray, h: int, w: int) -> np.ndarray:
     """``a`` in the middle of an (h, w) black frame (cut to the frame where it is larger)."""
-    a = a[: h, : w]
+    a = a[:h, :w]
     frame = np.zeros((h, w), dtype=np.uint8)
     top, left = (h - a.shape[0]) // 2, (w - a.shape[1]) // 2
     frame[top : top + a.shape[0], left : left + a.shape[1]] = a

@@ -109,4 +109,3 @@ def latest_run(recipe: str | RunConfig) -> Path:
 def trainer_for(run: LoadedRun, device: str | None) -> Trainer:
     tc = dataclasses.replace(run.config.train, device=device or "auto", compile=False)
     return Trainer(run.model, tc, spec=run.spec, progress=False)
-

@@ -31,6 +31,7 @@ def summarize(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[list[Laye
     hooks = []
     leaves = [(n, m) for n, m in model.named_modules() if n and not list(m.children())]
     for name, module in leaves:
+
         def hook(mod: nn.Module, inp: tuple, out: torch.Tensor, name: str = name) -> None:
             if isinstance(out, tuple) and out and isinstance(out[0], torch.Tensor):
                 out = out[0]  # a recurrent layer returns (outputs, state)

@@ -79,11 +79,12 @@ def classification_result(probs: torch.Tensor, class_names: Sequence[str], top_k
         "label": class_names[int(top.indices[0])],
         "index": int(top.indices[0]),
         "probability": float(top.values[0]),
-        "top_k": [{"label": class_names[int(i)], "index": int(i), "probability": float(v)}
-                  for v, i in zip(top.values, top.indices)],  # fmt: skip
+        "top_k": [
+            {"label": class_names[int(i)], "index": int(i), "probability": float(v)}
+            for v, i in zip(top.values, top.indices)
+        ],  # fmt: skip
         "probabilities": {n: float(v) for n, v in zip(class_names, probs)},
     }
-
 
 
 def classification_reports(history: History, data: Dataset, outputs: torch.Tensor | None, folder: Path,

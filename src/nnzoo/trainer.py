@@ -634,4 +634,3 @@ class Trainer:
             "processes": self.dist.world_size,
             "parameters": sum(p.numel() for p in self.model.parameters()),
         }
-

@@ -275,4 +275,3 @@ def _meets(metrics: dict[str, Any], expected: dict[str, Any]) -> dict[str, bool]
             lower = "loss" in name or any(name == m or name.endswith("_" + m) for m in LOWER_IS_BETTER)
             out[key] = bool(value <= target if lower else value >= target)
     return out
-

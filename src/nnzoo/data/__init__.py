@@ -10,7 +10,7 @@ from . import series, tang_authors, text, vision  # noqa: F401  (register the da
 from .batches import Batches
 from .idx import read_idx, write_idx
 from .registry import DATASETS, check_options
-from .spec import DataSpec, Dataset, Split
+from .spec import Dataset, DataSpec, Split
 
 
 def load_dataset(name: str | DataConfig, **overrides: Any) -> Dataset:

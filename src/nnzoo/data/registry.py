@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from ..config import DataConfig
 from ..errors import UserError
 from ..registry import Registry
-from .spec import DataSpec, Dataset
+from .spec import Dataset, DataSpec
 
 
 @dataclass(frozen=True)

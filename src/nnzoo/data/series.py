@@ -26,10 +26,10 @@ import torch
 from ..config import DataConfig
 from ..errors import UserError
 from .registry import register_dataset
+from .spec import Dataset, DataSpec, Split
+from .text import read_user_text
 
 SERIES_OPTIONS = ("horizon", "season", "test_size")  # --set data.options.NAME=VALUE, see the module's docstring
-from .spec import DataSpec, Dataset, Split
-from .text import read_user_text
 
 DEFAULT_TEST_SIZE = 0.2
 DEFAULT_VAL_SIZE = 0.1  # used while data.val_size keeps its default, a count of images (5000) meant for image sets
@@ -215,19 +215,26 @@ def _spec(name: str) -> DataSpec:
     return DataSpec(name, task="forecast", extra={"kind": "series"})  # shapes follow data.seq_len and the options
 
 
-@register_dataset(_spec("co2"), help="Mauna Loa CO2, monthly 1958-2001 (statsmodels, offline): trend + 12-month season",
-                  options=SERIES_OPTIONS)
+@register_dataset(
+    _spec("co2"),
+    help="Mauna Loa CO2, monthly 1958-2001 (statsmodels, offline): trend + 12-month season",
+    options=SERIES_OPTIONS,
+)
 def co2(cfg: DataConfig) -> Dataset:
     return series_dataset(load_series(cfg), cfg)
 
 
-@register_dataset(_spec("sunspots"), help="yearly sunspot numbers 1700-2008 (statsmodels, offline): the ~11-year cycle",
-                  options=SERIES_OPTIONS)
+@register_dataset(
+    _spec("sunspots"),
+    help="yearly sunspot numbers 1700-2008 (statsmodels, offline): the ~11-year cycle",
+    options=SERIES_OPTIONS,
+)
 def sunspots(cfg: DataConfig) -> Dataset:
     return series_dataset(load_series(cfg), cfg)
 
 
-@register_dataset(_spec("csv-file"), help="one column of your own CSV: --data-file PATH --column NAME",
-                  options=SERIES_OPTIONS)
+@register_dataset(
+    _spec("csv-file"), help="one column of your own CSV: --data-file PATH --column NAME", options=SERIES_OPTIONS
+)
 def csv_file(cfg: DataConfig) -> Dataset:
     return series_dataset(load_series(cfg), cfg)

@@ -28,7 +28,7 @@ import torch
 from ..config import DataConfig
 from ..errors import UserError
 from .registry import register_dataset
-from .spec import DataSpec, Dataset, Split
+from .spec import Dataset, DataSpec, Split
 from .text import CharVocab, load_tang_poems, poem_text
 
 POETS = ["白居易", "杜甫", "李白", "元稹", "劉禹錫"]

@@ -25,7 +25,7 @@ from ..config import DataConfig
 from ..errors import UserError
 from .registry import register_dataset
 from .sources import RemoteFile, Source, locate
-from .spec import DataSpec, Dataset, Split
+from .spec import Dataset, DataSpec, Split
 
 UNK = "\ufffd"
 TRAIN_FRACTION = 0.9
@@ -42,8 +42,10 @@ _POETRY_MIRRORS = ("https://raw.githubusercontent.com/chinese-poetry/chinese-poe
 TANG_POEMS = Source(
     name="the Complete Tang Poems (chinese-poetry/全唐诗)",
     folders=("chinese-poetry",),
-    files=tuple(RemoteFile(f"全唐诗/poet.tang.{n}.json", _POETRY_MD5[f"全唐诗/poet.tang.{n}.json"])
-                for n in range(0, 58000, 1000)),  # fmt: skip
+    files=tuple(
+        RemoteFile(f"全唐诗/poet.tang.{n}.json", _POETRY_MD5[f"全唐诗/poet.tang.{n}.json"])
+        for n in range(0, 58000, 1000)
+    ),  # fmt: skip
     mirrors=_POETRY_MIRRORS,
 )
 TANG_300 = Source(
@@ -206,8 +208,11 @@ def tinyshakespeare(cfg: DataConfig) -> Dataset:
     return text_dataset("tinyshakespeare", read_text_file(path), cfg, str(path), {"kind": "text"})
 
 
-@register_dataset(_text_spec("tang-poems", "poems"), help="全唐诗: the Complete Tang Poems, ~58k poems, 3.7M characters",
-                  options=("regular_only",))
+@register_dataset(
+    _text_spec("tang-poems", "poems"),
+    help="全唐诗: the Complete Tang Poems, ~58k poems, 3.7M characters",
+    options=("regular_only",),
+)
 def tang_poems(cfg: DataConfig) -> Dataset:
     if (user := _user_file(cfg, "poems")) is not None:
         return user
@@ -215,8 +220,11 @@ def tang_poems(cfg: DataConfig) -> Dataset:
     return poems_dataset("tang-poems", poems, cfg, where)
 
 
-@register_dataset(_text_spec("tang300", "poems"), help="唐诗三百首: 300 Tang poems, a small set for quick runs",
-                  options=("regular_only",))
+@register_dataset(
+    _text_spec("tang300", "poems"),
+    help="唐诗三百首: 300 Tang poems, a small set for quick runs",
+    options=("regular_only",),
+)
 def tang300(cfg: DataConfig) -> Dataset:
     if (user := _user_file(cfg, "poems")) is not None:
         return user

@@ -17,7 +17,7 @@ from ..errors import UserError
 from .idx import read_idx
 from .registry import register_dataset
 from .sources import RemoteFile, Source, cache_dir, locate, search_roots
-from .spec import DataSpec, Dataset, Split
+from .spec import Dataset, DataSpec, Split
 
 _IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 

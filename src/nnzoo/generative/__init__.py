@@ -20,9 +20,9 @@ from .export import autoencoder_plan, gan_plan
 from .monitor import GRID_SEED, QUALITY_SEED, GenerativeMonitor, epoch_grid_path, fixed_grid
 
 if TYPE_CHECKING:
-    from ..runs import LoadedRun
     from ..callbacks import Callback
     from ..config import RunConfig
+    from ..runs import LoadedRun
     from ..trainer import Trainer
 
 History = list[dict[str, Any]]
@@ -97,13 +97,20 @@ def _autoencoder_reports(trainer: Trainer, data: Dataset, folder: Path, cfg: Run
     z = model.encode(x01).float()
     steps = torch.linspace(0, 1, 10, device=device)[:, None]
     names = _names(data, idx)
-    rows = [(f"{names[i]} → {names[i + 1]}", model.decode(z[i] + steps * (z[i + 1] - z[i]))) for i in range(0, len(idx) - 1, 2)]
+    rows = [
+        (f"{names[i]} → {names[i + 1]}", model.decode(z[i] + steps * (z[i + 1] - z[i])))
+        for i in range(0, len(idx) - 1, 2)
+    ]
     paths.append(pictures.plot_rows(rows, folder / "walk.png", f"{title}: straight lines in latent space"))
     # The latent space in 2-D: the codes themselves when 2-D, else their first two principal components.
     n = min(5000, len(data.test))
     codes = torch.cat([model.encode((data.test.x[i : i + 1000].float() / 255).to(device)).float().cpu()
                        for i in range(0, n, 1000)])  # fmt: skip
-    how = "the 2-D latent codes" if codes.shape[1] == 2 else f"first 2 principal components of the {codes.shape[1]}-D codes"
+    how = (
+        "the 2-D latent codes"
+        if codes.shape[1] == 2
+        else f"first 2 principal components of the {codes.shape[1]}-D codes"
+    )
     paths.append(pictures.plot_latent(pictures.pca_2d(codes), data.test.y[:n], data.spec.class_names,
                                       folder / "latent.png", f"{title}: {how} of {n} test images"))  # fmt: skip
     return paths

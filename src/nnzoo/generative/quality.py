@@ -116,7 +116,6 @@ def judge_setting(cfg: RunConfig) -> tuple[str, int]:
     """The run's (judge, quality_samples): its model_args, else the defaults of its model's builder."""
     import inspect
 
-
     params = inspect.signature(MODELS.get(cfg.model)).parameters
     if "judge" not in params:
         return "none", 0

@@ -287,7 +287,9 @@ def dcgan(spec: DataSpec, latent: int = 100, g_width: int = 64, d_width: int = 6
     return model
 
 
-@MODELS.register("cgan", help="Class-conditional GAN (Mirza & Osindero 2014), DCGAN or MLP networks: --label draws a class")
+@MODELS.register(
+    "cgan", help="Class-conditional GAN (Mirza & Osindero 2014), DCGAN or MLP networks: --label draws a class"
+)
 def cgan(spec: DataSpec, arch: str = "conv", latent: int = 100, g_width: int = 64, d_width: int = 64,
          g_hidden: list[int] | int = (256, 512, 1024), d_hidden: list[int] | int = (512, 256), judge: str = "auto",
          quality_samples: int = 10_000, condition: str = "planes") -> GAN:  # fmt: skip

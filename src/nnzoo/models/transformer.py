@@ -205,8 +205,10 @@ def gpt(spec: DataSpec, context: int | None = None, n_layer: int = 4, n_head: in
     return GPT(spec.num_classes, context, n_layer, n_head, dim, dropout, bias, positions, tie_weights)
 
 
-@MODELS.register("transformer-encoder",
-                 help="Transformer encoder classifier: text characters (with padding mask), image rows or patches")
+@MODELS.register(
+    "transformer-encoder",
+    help="Transformer encoder classifier: text characters (with padding mask), image rows or patches",
+)
 def transformer_encoder(spec: DataSpec, dim: int = 128, depth: int = 4, heads: int = 4, dropout: float = 0.1,
                         tokens: str = "auto", patch: int = 4, positions: str = "learned", pool: str = "cls",
                         label_smoothing: float = 0.0) -> TransformerClassifier:  # fmt: skip

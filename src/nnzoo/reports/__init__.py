@@ -16,7 +16,6 @@ import torch
 
 from .. import files
 
-
 # Fonts that hold Chinese characters, in order of preference; DejaVu (matplotlib's default) has none.
 CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK TC", "Noto Serif CJK SC", "Source Han Sans SC", "WenQuanYi Zen Hei",
              "WenQuanYi Micro Hei", "Droid Sans Fallback", "AR PL UMing TW", "SimHei", "Microsoft YaHei",

@@ -24,7 +24,11 @@ if TYPE_CHECKING:
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 # Module names of the packages `pip install "nnzoo[serve]"` brings: (importable as, package name).
-PACKAGES = ((("fastapi",), "fastapi"), (("uvicorn",), "uvicorn"), (("python_multipart", "multipart"), "python-multipart"))
+PACKAGES = (
+    (("fastapi",), "fastapi"),
+    (("uvicorn",), "uvicorn"),
+    (("python_multipart", "multipart"), "python-multipart"),
+)
 
 
 def require_packages(needed: Sequence[str] = ("fastapi", "uvicorn", "python-multipart")) -> None:
@@ -129,8 +133,11 @@ def serve(run_dirs: Sequence[str | os.PathLike], *, host: str | None = None, por
     sock = listen(host, port)
     if warning:
         print(f"warning: {warning}", file=sys.stderr, flush=True)
-    print(f"nnzoo serve: {len(app.state.models)} model(s) ({', '.join(app.state.models)}) at {url(sock)} "
-          f"(API docs at {url(sock)}docs); Ctrl-C stops", flush=True)
+    print(
+        f"nnzoo serve: {len(app.state.models)} model(s) ({', '.join(app.state.models)}) at {url(sock)} "
+        f"(API docs at {url(sock)}docs); Ctrl-C stops",
+        flush=True,
+    )
     uvicorn.Server(config).run(sockets=[sock])
 
 

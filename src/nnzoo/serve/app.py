@@ -128,8 +128,15 @@ def create_app(models: dict[str, Served], body_timeout: float = limits.BODY_TIME
             answer["input"] = (x[0] if x.shape[0] == 1 else x.permute(1, 2, 0)).tolist()
         return answer
 
-    @app.post("/v1/models/{name}/generate", responses={200: {"content": {"image/png": {}}, "description":
-              "JSON for language models; a PNG grid for GANs and VAEs (JSON with base64 under ?format=json)"}})
+    @app.post(
+        "/v1/models/{name}/generate",
+        responses={
+            200: {
+                "content": {"image/png": {}},
+                "description": "JSON for language models; a PNG grid for GANs and VAEs (JSON with base64 under ?format=json)",
+            }
+        },
+    )
     async def generate(name: str, options: GenerateRequest | None = None,
                        format: Literal["png", "json"] | None = Query(None, description="images: png (default) "
                                                                      "or json (base64)")) -> Any:  # fmt: skip

@@ -18,8 +18,10 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 KEEP_ALIVE_S = 5  # uvicorn's default: an idle keep-alive connection is closed after this
 MAX_HEADER_BYTES = 16 * 1024  # h11's default: a request line and headers larger than this are a 400
-TOO_SLOW = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain\r\ncontent-length: 22\r\n"
-            b"connection: close\r\n\r\nheaders took too long\n")
+TOO_SLOW = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain\r\ncontent-length: 22\r\n"
+    b"connection: close\r\n\r\nheaders took too long\n"
+)
 
 
 class HeaderDeadline(H11Protocol):
