@@ -194,6 +194,7 @@ CASES: list[tuple[list[str], str]] = [
     (["predict", "{clf}", "{d}/digit.png", "--top-k", "x"], "argument --top-k: invalid int value"),
     (["predict", "{clf}"], "Give at least one image file to predict."),
     (["predict", "{clf}", "{d}/notes.txt"], "is not an image nnzoo can read"),
+    (["predict", "{clf}", "{d}/digit.png", "--column", "x"], "--column has no meaning for"),
     (["predict", "{clf}", "{d}/nope.png"], "does not exist"),
     (["predict", "{clf}", "{d}/digit.png", "--device", "tpu"], "--device must be one of"),
     (["predict", "{lm}", "{d}/digit.png"], "predict takes classifiers and forecasters"),

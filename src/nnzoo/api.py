@@ -118,6 +118,10 @@ def predict(run_dir: str | os.PathLike, images: Sequence[str | os.PathLike] = ()
         return task.predict(run, [str(p) for p in images], {"device": device, **options})
     if run.spec.task != "classification":
         raise UserError(f"{run_dir} holds a {run.spec.task} model; predict takes classifiers and forecasters.")
+    unused = [k for k, v in options.items() if v is not None]
+    if unused:  # a flag of another task's predict (--column is a forecaster's)
+        flag = "--" + unused[0].replace("_", "-")
+        raise UserError(f"{flag} has no meaning for {run_dir}, a classifier: it labels the image files given.")
     if not images:
         raise UserError("Give at least one image file to predict.")
     x = load_images(list(images), run.spec)
