@@ -191,6 +191,16 @@ def last_hidden(state: State, layers: int, directions: int) -> torch.Tensor:
 
 
 # ---- sequence classification ----------------------------------------------------------------------------------------
+def add_trunk(model: nn.Module, cell: str, features: int, hidden: int, layers: int, dropout: float,
+              bidirectional: bool, impl: str, outputs: int) -> None:  # fmt: skip
+    """The recurrent layers, dropout and linear head that read a sequence into ``outputs`` numbers: shared by the
+    row-reading classifier and the forecaster (``model.rnn``, ``model.dropout``, ``model.head``)."""
+    model.layers, model.directions = layers, 2 if bidirectional else 1
+    model.rnn = recurrent_layers(cell, features, hidden, layers, dropout, bidirectional, impl)
+    model.dropout = nn.Dropout(dropout)
+    model.head = nn.Linear(hidden * model.directions, outputs)
+
+
 class RNNClassifier(Classifier):
     """Reads an image as a sequence of rows (H steps of C*W features) and classifies the last hidden state."""
 
@@ -204,10 +214,7 @@ class RNNClassifier(Classifier):
             features = input_shape[1] if len(input_shape) == 2 else 1
         else:
             raise UserError(f"The rnn model reads sequences or images, not inputs of shape {tuple(input_shape)}.")
-        self.layers, self.directions = layers, 2 if bidirectional else 1
-        self.rnn = recurrent_layers(cell, features, hidden, layers, dropout, bidirectional, impl)
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(hidden * self.directions, num_classes)
+        add_trunk(self, cell, features, hidden, layers, dropout, bidirectional, impl, outputs=num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 4:
@@ -305,10 +312,7 @@ class RNNForecaster(Model):
             raise UserError(f"The forecast horizon must be at least 1 step, not {horizon}.")
         features = input_shape[1] if len(input_shape) == 2 else 1
         self.horizon, self.relative = horizon, relative
-        self.layers, self.directions = layers, 2 if bidirectional else 1
-        self.rnn = recurrent_layers(cell, features, hidden, layers, dropout, bidirectional, impl)
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(hidden * self.directions, horizon)
+        add_trunk(self, cell, features, hidden, layers, dropout, bidirectional, impl, outputs=horizon)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 2:
