@@ -215,26 +215,14 @@ def _spec(name: str) -> DataSpec:
     return DataSpec(name, task="forecast", extra={"kind": "series"})  # shapes follow data.seq_len and the options
 
 
-@register_dataset(
-    _spec("co2"),
-    help="Mauna Loa CO2, monthly 1958-2001 (statsmodels, offline): trend + 12-month season",
-    options=SERIES_OPTIONS,
-)
-def co2(cfg: DataConfig) -> Dataset:
+def _load(cfg: DataConfig) -> Dataset:
     return series_dataset(load_series(cfg), cfg)
 
 
-@register_dataset(
-    _spec("sunspots"),
-    help="yearly sunspot numbers 1700-2008 (statsmodels, offline): the ~11-year cycle",
-    options=SERIES_OPTIONS,
-)
-def sunspots(cfg: DataConfig) -> Dataset:
-    return series_dataset(load_series(cfg), cfg)
-
-
-@register_dataset(
-    _spec("csv-file"), help="one column of your own CSV: --data-file PATH --column NAME", options=SERIES_OPTIONS
-)
-def csv_file(cfg: DataConfig) -> Dataset:
-    return series_dataset(load_series(cfg), cfg)
+# One loader for all three: load_series knows where each series comes from.
+for _name, _help in [
+    ("co2", "Mauna Loa CO2, monthly 1958-2001 (statsmodels, offline): trend + 12-month season"),
+    ("sunspots", "yearly sunspot numbers 1700-2008 (statsmodels, offline): the ~11-year cycle"),
+    ("csv-file", "one column of your own CSV: --data-file PATH --column NAME"),
+]:
+    register_dataset(_spec(_name), help=_help, options=SERIES_OPTIONS)(_load)
