@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from . import api
-from .config import OPTIMIZERS, parse_set
+from .config import CHOICES, TRAIN_FLAGS, flag_type, parse_set
 from .errors import Terminated, UserError
 
 
@@ -32,19 +32,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                        description="Train a recipe (a name from `nnzoo list recipes` or a YAML file). "
                                    "Flags and --set override any value of the recipe.")  # fmt: skip
     p.add_argument("recipe", help="recipe name or path to a recipe YAML file")
-    p.add_argument("--dataset", help="dataset name (see `nnzoo list datasets`)")
-    p.add_argument("--data-dir", help="folder holding DATASET/ sub-folders (else NNZOO_DATA_DIR, cache, system)")
-    p.add_argument("--data-file", help="your own file: UTF-8 text for language models, CSV for series")
-    p.add_argument("--column", help="the CSV column to forecast (with --data-file)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float, help="learning rate (the peak rate for the onecycle schedule)")
-    p.add_argument("--optimizer", choices=OPTIMIZERS)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device", help="auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps")
+    for flag, (setting, text) in TRAIN_FLAGS.items():  # the flags that set a setting, from config's one table
+        p.add_argument("--" + flag.replace("_", "-"), type=flag_type(setting), choices=CHOICES.get(setting), help=text)
     p.add_argument("--out", help="run folder to write (default: runs/RECIPE, never overwriting a run)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (quick checks)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="any setting, e.g. --set train.momentum=0.9 --set model_args.hidden=[256,128]")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress output")

@@ -20,23 +20,35 @@ from .errors import UserError
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+CHOICES = {"train.optimizer": OPTIMIZERS, "train.schedule": SCHEDULES}  # settings that take one of a few names
 MAX_SEED = 2**63 - 1  # torch.manual_seed takes up to 2**64 - 1; generators and NumPy's seed take less
 
 # Flags of `nnzoo train` and the settings they set (so a message can name the flag a user typed).
-FLAG_SETTINGS = {
-    "dataset": "data.name",
-    "data_dir": "data.data_dir",
-    "epochs": "train.epochs",
-    "batch_size": "train.batch_size",
-    "lr": "train.lr",
-    "optimizer": "train.optimizer",
-    "seed": "train.seed",
-    "device": "train.device",
-    "max_steps": "train.max_steps",
-    "data_file": "data.data_file",
-    "column": "data.column",
+# The flags of `nnzoo train` that set a setting: flag -> (setting, help). cli.py makes its arguments from this table
+# (type and choices from the setting's annotation), training.py applies them: each flag is declared here alone.
+TRAIN_FLAGS: dict[str, tuple[str, str]] = {
+    "dataset": ("data.name", "dataset name (see `nnzoo list datasets`)"),
+    "data_dir": ("data.data_dir", "folder holding DATASET/ sub-folders (else NNZOO_DATA_DIR, cache, system)"),
+    "data_file": ("data.data_file", "your own file: UTF-8 text for language models, CSV for series"),
+    "column": ("data.column", "the CSV column to forecast (with --data-file)"),
+    "epochs": ("train.epochs", "passes over the training data"),
+    "batch_size": ("train.batch_size", "samples per optimizer step (with --nproc: the global batch)"),
+    "lr": ("train.lr", "learning rate (the peak rate for the onecycle schedule)"),
+    "optimizer": ("train.optimizer", "the optimizer"),
+    "seed": ("train.seed", "seed of every random stream of the run"),
+    "device": ("train.device", "auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps"),
+    "max_steps": ("train.max_steps", "stop after this many optimizer steps (quick checks)"),
 }
+FLAG_SETTINGS = {flag: setting for flag, (setting, _) in TRAIN_FLAGS.items()}
 _FLAGS = {setting: "--" + flag.replace("_", "-") for flag, setting in FLAG_SETTINGS.items()}
+
+
+def flag_type(setting: str) -> type:
+    """The Python type argparse reads a flag's value as: the setting's annotation, less its ``| None``."""
+    section, name = setting.split(".")
+    t = typing.get_type_hints({"data": DataConfig, "train": TrainConfig}[section])[name]
+    args = [a for a in typing.get_args(t) if a is not type(None)] or [t]
+    return args[0]
 
 
 def setting_name(key: str) -> str:
