@@ -8,7 +8,7 @@
     python bench/generative_goals.py                          # Fashion-MNIST: dcgan, then cgan
     python bench/generative_goals.py --runs dcgan cgan gan --dataset mnist --data-dir DIR
 
-The judge (a SimpleCNN trained once per dataset and cached, see nnzoo/generative/quality.py) is trained first and
+The judge (a SimpleCNN trained once per dataset and cached, see nnzoo/tasks/generative/quality.py) is trained first and
 timed on its own, so the GAN wall times are the GANs'. Each run is `nnzoo train RECIPE` in its own process.
 """
 
@@ -39,7 +39,7 @@ def main() -> None:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE.parent / "src"), os.environ.get("PYTHONPATH", "")]))
 
     from nnzoo import api, load_dataset
-    from nnzoo.generative import quality
+    from nnzoo.tasks.generative import quality
 
     cfg = api.make_config(RECIPES[args.runs[0]], {"dataset": args.dataset, "data_dir": args.data_dir})
     t = time.perf_counter()

@@ -13,9 +13,9 @@ from nnzoo.data import dataset_spec
 from nnzoo.data.spec import DataSpec
 from nnzoo.data.text import CharVocab
 from nnzoo.errors import IncompatibleData, UserError
-from nnzoo.generation import generate_text
 from nnzoo.models.attention import MultiHeadAttention, SinusoidalPositions, attend
 from nnzoo.models.transformer import GPT
+from nnzoo.tasks.language_model.sampling import generate_text
 
 LM_SPEC = DataSpec("text", task="language-model", input_shape=(16,), num_classes=23,
                    extra={"vocab": ["\ufffd"] + list("abcdefghijklmnopqrstu\n")})  # fmt: skip

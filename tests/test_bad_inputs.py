@@ -490,7 +490,7 @@ def test_a_finished_run_survives_bad_commands(places: dict[str, Path], tmp_path:
 def test_tiny_temperatures_decode_greedily(places: dict[str, Path], capsys: pytest.CaptureFixture) -> None:
     """Any positive temperature works: below 1e-4 every seed writes the same, most likely text; above it the
     logits are scaled with their maximum subtracted, so a small temperature never overflows to inf or nan."""
-    from nnzoo.generation import scale_logits
+    from nnzoo.tasks.language_model.sampling import scale_logits
 
     texts = set()
     for temperature, seed in (("1e-45", "1"), ("1e-300", "2"), ("5e-324", "3"), ("0.00001", "4")):

@@ -16,7 +16,7 @@ from nnzoo.cli import main
 from nnzoo.config import DataConfig
 from nnzoo.data.series import mase_scale, read_csv_series
 from nnzoo.errors import UserError
-from nnzoo.forecast import baseline_forecasts, errors, to_units
+from nnzoo.tasks.forecast import baseline_forecasts, errors, to_units
 
 
 def seasonal_csv(path: Path, n: int = 240, seed: int = 0) -> Path:

@@ -8,8 +8,8 @@ from torch import nn
 from nnzoo import TrainConfig, Trainer, load_dataset
 from nnzoo.data.text import CharVocab
 from nnzoo.errors import UserError
-from nnzoo.generation import generate_acrostic, generate_text
 from nnzoo.models.lm import LanguageModel
+from nnzoo.tasks.language_model.sampling import generate_acrostic, generate_text
 
 
 class Bigram(LanguageModel):

@@ -17,8 +17,8 @@ from nnzoo import Callback, RunConfig, Split, TrainConfig, Trainer, api, checkpo
 from nnzoo.config import DataConfig
 from nnzoo.data import dataset_spec
 from nnzoo.errors import IncompatibleData, UserError
-from nnzoo.generative import quality
 from nnzoo.models import MODELS
+from nnzoo.tasks.generative import quality
 from nnzoo.trainer import TrainingDiverged
 
 GENERATIVE = ["ae", "conv-ae", "denoising-ae", "vae", "conv-vae", "gan", "dcgan", "cgan"]

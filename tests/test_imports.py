@@ -142,8 +142,44 @@ def test_only_the_front_doors_import_api():
 def test_datasets_and_models_sit_below_tasks_and_runs():
     """data/ and models/ are the bottom of the stack (docs/architecture.md): a dataset never imports a task (it
     once imported forecast to register it), a model never imports the trainer or anything that runs it."""
-    above = ("nnzoo.tasks", "nnzoo.all_tasks", "nnzoo.forecast", "nnzoo.generative", "nnzoo.runs", "nnzoo.training",
-             "nnzoo.trainer", "nnzoo.export", "nnzoo.serve", "nnzoo.api", "nnzoo.cli")  # fmt: skip
+    above = ("nnzoo.tasks", "nnzoo.runs", "nnzoo.training", "nnzoo.trainer", "nnzoo.export", "nnzoo.serve",
+             "nnzoo.api", "nnzoo.cli")  # fmt: skip
     wrong = sorted(f"{m} -> {d}" for m, deps in import_graph().items() if m.startswith(("nnzoo.data.", "nnzoo.models."))
                    for d in deps if d.startswith(above))  # fmt: skip
     assert not wrong, f"imports that run upwards: {wrong}"
+
+
+def _reaches(graph: dict[str, set[str]], start: str, goal: str) -> bool:
+    seen, todo = set(), [start]
+    while todo:
+        node = todo.pop()
+        if node == goal:
+            return True
+        if node not in seen:
+            seen.add(node)
+            todo.extend(graph.get(node, ()))
+    return False
+
+
+def test_api_loads_the_task_package_before_what_reads_its_registry():
+    """runs, training and export import nnzoo.tasks.base, and Python runs tasks/__init__.py (which imports the
+    families, which import runs, training and export) first: were one of them loaded before the package, a family
+    would find it half-imported. nnzoo/__init__.py imports api first; api must import tasks before any module of
+    nnzoo's that leads to the registry (docs/architecture.md)."""
+    graph, modules = import_graph(), _modules()
+    tree = ast.parse(modules["nnzoo.api"].read_text(encoding="utf-8"))
+    before = []
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            names = [f"nnzoo.{node.module}"] if node.module else [f"nnzoo.{a.name}" for a in node.names]
+            if "nnzoo.tasks" in names:
+                break
+            before += [_resolve(n, modules) for n in names]
+    else:
+        raise AssertionError("api does not import nnzoo.tasks at module level")
+    early = sorted(m for m in before if m and _reaches(graph, m, "nnzoo.tasks.base"))
+    assert not early, f"api imports these before nnzoo.tasks, and they lead to nnzoo.tasks.base: {early}"
+    first = [n for n in ast.parse(modules["nnzoo.__init__"].read_text(encoding="utf-8")).body
+             if isinstance(n, (ast.Try, ast.ImportFrom))][0]  # fmt: skip
+    imports = first.body if isinstance(first, ast.Try) else [first]
+    assert isinstance(imports[0], ast.ImportFrom) and imports[0].module == "api"

@@ -14,9 +14,9 @@ from nnzoo import TrainConfig, Trainer, api, checkpoint, load_dataset
 from nnzoo.data.spec import DataSpec
 from nnzoo.data.text import CharVocab
 from nnzoo.errors import UserError
-from nnzoo.generation import generate_text
 from nnzoo.models import create_model
 from nnzoo.models.rnn import FUSED, ReadableRNN, gru_cell, lstm_cell, rnn_cell
+from nnzoo.tasks.language_model.sampling import generate_text
 
 # ---- the readable cells are the fused ones --------------------------------------------------------------------------
 

@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import (
-    all_tasks,  # noqa: F401  (registers every task: classification, language-model, forecast, ...)
-    reports,
-)
 from . import distributed as parallel
+from . import (
+    reports,
+    tasks,  # noqa: F401  (registers every task: classification, language-model, forecast, ...)
+)
 from .attention_maps import attention_for_run
 
 # Names api offered before the run folder and training moved out (importable as api.NAME; nnzoo offers them too).

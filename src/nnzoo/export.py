@@ -27,7 +27,7 @@ from .data import load_dataset
 from .errors import UserError
 from .paths import check_output
 from .runs import load_run
-from .tasks import get_task
+from .tasks.base import get_task
 
 FORMATS = ("onnx", "torchscript")
 SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -61,61 +61,6 @@ class ExportPlan:
     # twin: thousands of nodes, where its pattern rewriter takes minutes); onnxruntime optimises every graph itself
     # when it loads it.
     optimize: bool = True
-
-
-class NormalizedClassifier(nn.Module):
-    """pixels (B, C, H, W) in 0..1 -> logits (B, classes), with the training normalisation inside the graph."""
-
-    def __init__(self, model: nn.Module, mean: tuple[float, ...], std: tuple[float, ...]):
-        super().__init__()
-        self.model = model
-        shape = (1, -1, 1, 1)
-        self.register_buffer("mean", torch.tensor(mean or (0.0,), dtype=torch.float32).view(shape))
-        self.register_buffer("std", torch.tensor(std or (1.0,), dtype=torch.float32).view(shape))
-
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        return self.model((pixels - self.mean) / self.std)
-
-
-def classifier_plan(run: Any) -> ExportPlan:
-    """Images (CNN, MLP, ViT, an RNN or encoder reading rows) or padded text (character ids), by the data's shape."""
-    spec = run.spec
-    if "pad_id" in spec.extra:
-        return text_classifier_plan(run)
-    if len(spec.input_shape) != 3:
-        raise UserError(f"Export of {spec.task} models on {spec.name} is not supported yet.")
-    module = NormalizedClassifier(run.model, spec.mean, spec.std).eval()
-    real, notes = real_test_inputs(run, 5)
-    check = real.float() / 255 if real is not None else torch.rand(5, *spec.input_shape)
-    return ExportPlan(module, (torch.rand(2, *spec.input_shape),), (check,), ["pixels"], ["logits"], notes,
-                      docs={"pixels": "(batch, C, H, W) float32 pixels in 0..1; the normalisation is inside the graph",
-                            "logits": "(batch, classes) float32; softmax gives the probabilities"},
-                      meta={"class_names": spec.class_names})  # fmt: skip
-
-
-def text_classifier_plan(run: Any) -> ExportPlan:
-    """Character ids (B, seq_len) int64, padded with pad_id after the text, -> logits. The model finds the padding
-    itself (ids == pad_id), so the check uses texts of different lengths, padded as training padded them."""
-    spec = run.spec
-    seq_len, pad_id, vocab = spec.input_shape[0], spec.extra["pad_id"], spec.extra["vocab"]
-    real, notes = real_test_inputs(run, 5)
-    if real is None:  # texts of 1 to seq_len characters, the rest padding
-        g = torch.Generator().manual_seed(0)
-        real = torch.randint(1, pad_id, (5, seq_len), generator=g)
-        for row, n in zip(real, torch.linspace(1, seq_len, 5).long()):
-            row[n:] = pad_id
-    check = real.long()
-    example = torch.randint(1, pad_id, (2, seq_len))
-    example[0, seq_len // 2 :] = pad_id  # trace with some padding too
-    docs = {"ids": f"(batch, {seq_len}) int64 character ids (index into vocab; 0 = a character not in vocab), the text "
-                   f"cut to its first {seq_len} characters and followed by pad_id = {pad_id} up to {seq_len}",
-            "logits": "(batch, classes) float32; softmax gives the probabilities"}  # fmt: skip
-    meta = {"class_names": spec.class_names, "vocab": vocab, "pad_id": pad_id, "seq_len": seq_len}
-    # A model whose training form does not export (packed sequences) offers a twin that computes the same logits.
-    model = run.model.eval()
-    module = model.export_twin() if hasattr(model, "export_twin") else model
-    return ExportPlan(module, (example,), (check,), ["ids"], ["logits"], notes, docs=docs, meta=meta, reference=model,
-                      optimize=module is model)  # fmt: skip
 
 
 def real_test_inputs(run: Any, n: int) -> tuple[torch.Tensor | None, list[str]]:

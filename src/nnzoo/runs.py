@@ -21,7 +21,7 @@ from .data import load_dataset
 from .data.spec import Dataset, DataSpec
 from .errors import UserError
 from .models import Model, create_model
-from .tasks import get_task
+from .tasks.base import get_task
 from .trainer import Trainer
 
 

@@ -26,7 +26,7 @@ from .models import check_compatible, create_model
 from .paths import check_output
 from .recipes import load_recipe
 from .runs import RunResult, latest_run, new_run_dir, write_reports
-from .tasks import get_task
+from .tasks.base import get_task
 from .trainer import Trainer, distributed_session, seed_everything
 
 # Metrics where lower is better (for a recipe's `expected` values): any name containing "loss", and these names or

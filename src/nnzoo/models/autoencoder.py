@@ -254,7 +254,7 @@ def denoising_ae(spec: DataSpec, noise: str = "gaussian", noise_level: float = 0
 @MODELS.register("vae", help="Variational autoencoder (Kingma & Welling 2014), the classic MLP 784-400-20")
 def vae(spec: DataSpec, hidden: list[int] | int = (400,), latent: int = 20, judge: str = "none",
         quality_samples: int = 10_000) -> VAE:  # fmt: skip
-    """``judge``: "none", "auto" or a classifier run folder, to score samples like a GAN's (see nnzoo/generative);
+    """``judge``: "none", "auto" or a classifier run folder, to score samples like a GAN's (see nnzoo/tasks/generative);
     ``quality_samples``: how many samples it scores. The network does not use either."""
     latent = _latent("vae", latent)
     enc, dec = mlp_coder(spec.input_shape, _sizes("vae", hidden, "hidden sizes"), 2 * latent, latent)

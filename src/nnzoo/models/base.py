@@ -24,7 +24,7 @@ Metrics = dict[str, torch.Tensor]
 
 
 class Model(nn.Module):
-    # The task decides test metrics, reports and `generate` (see tasks.py). None: the dataset's own task; a
+    # The task decides test metrics, reports and `generate` (see tasks/base.py). None: the dataset's own task; a
     # generative model trained on an image classification dataset says "autoencoder" or "gan".
     task: str | None = None
     # What the logged ``loss`` measures, in the words a user would use; written into metrics.json as "loss_is"

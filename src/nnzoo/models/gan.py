@@ -256,7 +256,7 @@ def _check(name: str, latent: int, width_or_hidden: object, spec: DataSpec, conv
 
 
 def _judge(name: str, judge: object, quality_samples: object) -> None:
-    # Read by the gan task (nnzoo/generative), which scores samples; the networks do not use them.
+    # Read by the gan task (nnzoo/tasks/generative), which scores samples; the networks do not use them.
     if not isinstance(judge, str) or not judge:
         raise UserError(f"{name} judge must be auto, none or a classifier run folder, not {judge!r}.")
     if not isinstance(quality_samples, int) or isinstance(quality_samples, bool) or quality_samples < 2:

@@ -2,8 +2,9 @@
 
 A language model maps character ids (B, T) to next-character logits (B, T, V) through ``step(ids, state)``,
 which also takes and returns whatever it carries between calls: the hidden state of an RNN, the key/value cache
-of a Transformer, or None. Training calls ``step(x, None)`` on whole windows; generation (nnzoo.generation) feeds
-the prompt once, then one character at a time with the state, so every family generates through one loop.
+of a Transformer, or None. Training calls ``step(x, None)`` on whole windows; generation
+(nnzoo.tasks.language_model.sampling) feeds the prompt once, then one character at a time with the state, so every
+family generates through one loop.
 """
 
 from __future__ import annotations

@@ -20,13 +20,13 @@ import torch
 from PIL import Image
 
 from ..errors import UserError
-from ..generative import sample_images
-from ..generative.pictures import grid_array
 from ..models import MODELS
 from ..registry import Registry
 from ..runs import LoadedRun, load_run
-from ..tasks import classification_result
 from ..tasks import generate as generate_for_task
+from ..tasks.classification import classification_result
+from ..tasks.generative import sample_images
+from ..tasks.generative.pictures import grid_array
 from ..trainer import Trainer, resolve_device
 from .batching import Batcher
 from .limits import BATCH_WAIT_MS, MAX_BATCH, MAX_PENDING, MAX_SEED, Busy, Invalid, ServeError

@@ -1,5 +1,5 @@
 """The generative family's tasks, "autoencoder" and "gan": per-epoch grids and quality numbers, test metrics that
-need new samples, report pictures and the `generate` verb. Registered in nnzoo.tasks.TASKS by all_tasks.py; api
+need new samples, report pictures and the `generate` verb. Registered in nnzoo.tasks.TASKS by tasks/__init__.py; api
 never branches on them. The models themselves are in nnzoo/models/autoencoder.py and nnzoo/models/gan.py."""
 
 from __future__ import annotations
@@ -10,20 +10,20 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..data.spec import Dataset
-from ..errors import UserError
-from ..images import load_images
-from ..tasks import Task
-from ..trainer import resolve_device
+from ...data.spec import Dataset
+from ...errors import UserError
+from ...images import load_images
+from ...trainer import resolve_device
+from ..base import Task
 from . import pictures, quality
 from .export import autoencoder_plan, gan_plan
 from .monitor import GRID_SEED, QUALITY_SEED, GenerativeMonitor, epoch_grid_path, fixed_grid
 
 if TYPE_CHECKING:
-    from ..callbacks import Callback
-    from ..config import RunConfig
-    from ..runs import LoadedRun
-    from ..trainer import Trainer
+    from ...callbacks import Callback
+    from ...config import RunConfig
+    from ...runs import LoadedRun
+    from ...trainer import Trainer
 
 History = list[dict[str, Any]]
 MAX_GENERATE = 1024  # `nnzoo generate --n`: one grid, not a data set
@@ -232,7 +232,7 @@ def sample_images(run: LoadedRun, options: dict[str, Any]) -> tuple[torch.Tensor
     return images, result
 
 
-# Registered by all_tasks.py.
+# Registered by tasks/__init__.py.
 AUTOENCODER_TASK = Task("autoencoder", write_reports=_write_reports, generate=_generate, model_metrics=_model_metrics,
                         model_reports=_autoencoder_reports, callbacks=_callbacks, export=autoencoder_plan)  # fmt: skip
 GAN_TASK = Task("gan", write_reports=_write_reports, generate=_generate, model_metrics=_model_metrics,

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from ..export import ExportPlan, real_test_inputs
+from ...export import ExportPlan, real_test_inputs
 
 if TYPE_CHECKING:
-    from ..runs import LoadedRun
+    from ...runs import LoadedRun
 
 CHECK = 5  # the check's batch (traced: 2)
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import torch
 
-from .data.text import UNK, CharVocab
-from .errors import UserError
-from .models.lm import LanguageModel
-from .trainer import resolve_device
+from ...data.text import UNK, CharVocab
+from ...errors import UserError
+from ...models.lm import LanguageModel
+from ...trainer import resolve_device
 
 MAX_LENGTH = 20_000
 CLAUSE_END = "，。？！；"
@@ -206,8 +206,3 @@ def generate_for_run(run: Any, options: dict[str, Any]) -> dict[str, Any]:
     for note in result["notes"]:
         print(f"note: {note}", file=sys.stderr)
     return result
-
-
-def language_model_metrics(test: dict[str, float], outputs: Any, data: Any) -> dict[str, float]:
-    """Perplexity and bits per character from the mean cross-entropy in nats."""
-    return {"perplexity": math.exp(test["loss"]), "bits_per_char": test["loss"] / math.log(2)}

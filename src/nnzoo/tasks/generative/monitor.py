@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..callbacks import Callback, Logs
-from ..data.spec import Split
+from ...callbacks import Callback, Logs
+from ...data.spec import Split
 from . import pictures, quality
 
 if TYPE_CHECKING:
-    from ..trainer import Trainer
+    from ...trainer import Trainer
 
 GRID_SEED = 1234  # the fixed noise of the per-epoch grids
 QUALITY_SEED = 4321  # the fixed noise of the quality samples: epochs differ only by the weights

@@ -1,30 +1,30 @@
 """What differs between tasks once a model is trained: extra test metrics, report pictures and generation.
 
 Each task (``DataSpec.task``) is a :class:`Task` in ``TASKS``; ``api`` looks it up and never branches on task names.
-This module is the registry and the classification task's own hooks; a family defines its Task in its own module
-and ``all_tasks.py`` registers every one of them, in one place (not in ``api.py`` or ``cli.py``).
+This module is the registry only: each family defines its Task in its own module under ``tasks/`` and
+``tasks/__init__.py`` registers every one of them, one line each (not in ``api.py`` or ``cli.py``). It imports
+nothing above ``config`` and ``registry``, so ``runs``, ``training`` and ``export`` can read the registry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from . import reports
-from .config import MAX_SEED
-from .errors import UserError
-from .registry import Registry
+from ..config import MAX_SEED
+from ..errors import UserError
+from ..registry import Registry
 
 if TYPE_CHECKING:
-    from .callbacks import Callback
-    from .config import RunConfig
-    from .data.spec import Dataset
-    from .runs import LoadedRun
-    from .trainer import Trainer
+    from ..callbacks import Callback
+    from ..config import RunConfig
+    from ..data.spec import Dataset
+    from ..runs import LoadedRun
+    from ..trainer import Trainer
 
 History = list[dict[str, Any]]
 
@@ -68,41 +68,3 @@ def generate(run: LoadedRun, options: dict[str, Any]) -> dict[str, Any]:
         raise UserError(f"{run.run_dir} holds a {run.spec.task} model ({run.config.model}), which does not generate; "
                         "generate works with language models, autoencoders and GANs.")  # fmt: skip
     return task.generate(run, options)
-
-
-# ---- classification ----------------------------------------------------------------------------------------------
-def classification_result(probs: torch.Tensor, class_names: Sequence[str], top_k: int = 3) -> dict[str, Any]:
-    """The answer for one input from its class probabilities (C,): the label, the ``top_k`` most likely classes
-    and every probability by name (what `nnzoo predict --json` prints and `nnzoo serve` returns)."""
-    top = probs.topk(min(top_k, len(class_names)))
-    return {
-        "label": class_names[int(top.indices[0])],
-        "index": int(top.indices[0]),
-        "probability": float(top.values[0]),
-        "top_k": [
-            {"label": class_names[int(i)], "index": int(i), "probability": float(v)}
-            for v, i in zip(top.values, top.indices)
-        ],  # fmt: skip
-        "probabilities": {n: float(v) for n, v in zip(class_names, probs)},
-    }
-
-
-def classification_reports(history: History, data: Dataset, outputs: torch.Tensor | None, folder: Path,
-                            cfg: RunConfig) -> list[Path]:  # fmt: skip
-    title = cfg.recipe or cfg.model
-    paths = []
-    if outputs is not None:
-        probs = outputs.softmax(1)
-        cm = reports.confusion_matrix(data.test.y, probs.argmax(1), data.spec.num_classes)
-        paths.append(reports.plot_confusion(cm, data.spec.class_names, folder / "confusion_matrix.png", title))
-        if data.test.x.dim() == 4:  # images: show the most confident mistakes
-            paths.append(reports.plot_worst(data.test.x, data.test.y, probs, data.spec.class_names,
-                                            folder / "worst.png"))  # fmt: skip
-    return paths
-
-
-def classification_metrics(test: dict[str, float], outputs: torch.Tensor | None, data: Dataset) -> dict[str, Any]:
-    """The majority baseline: the accuracy of always answering the test split's most common class, the number
-    any classifier has to beat (10% on the balanced image sets, about 40% on tang-authors)."""
-    counts = torch.bincount(data.test.y, minlength=data.spec.num_classes)
-    return {"majority_baseline": counts.max().item() / max(len(data.test), 1)}

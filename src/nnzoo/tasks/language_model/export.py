@@ -1,7 +1,7 @@
 """Export of language models: one generation step, with the state it carries as inputs and outputs.
 
-``LanguageModel.step(ids, state)`` carries a state from call to call (see nnzoo.generation): the hidden state of a
-recurrent network, the key/value cache of a GPT. An exported graph keeps nothing between runs, so the exported step
+``LanguageModel.step(ids, state)`` carries a state from call to call (see nnzoo.tasks.language_model.sampling):
+the hidden state of a recurrent network, the key/value cache of a GPT. An exported graph keeps nothing between runs, so the exported step
 takes the state as inputs and returns the new state as outputs, and the runtime feeds it back:
 
 - recurrent (``rnn`` on text): ``(ids (B, 1), h (L, B, H) [, c (L, B, H)]) -> (logits (B, 1, V), h_out [, c_out])``,
@@ -30,12 +30,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import UserError
-from .export import Call, ExportPlan
-from .models.attention import attend
-from .models.lm import LanguageModel
-from .models.rnn import CharRNN
-from .models.transformer import GPT
+from ...errors import UserError
+from ...export import Call, ExportPlan
+from ...models.attention import attend
+from ...models.lm import LanguageModel
+from ...models.rnn import CharRNN
+from ...models.transformer import GPT
 
 PROMPT, GENERATED, CHECK_BATCH = 5, 8, 3  # the check: batch 3 (traced: 2), a 5-token prompt, 8 more
 

@@ -11,9 +11,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .. import files
-from ..errors import UserError
-from ..reports import _plt, save_figure
+from ... import files
+from ...errors import UserError
+from ...reports import _plt, save_figure
 
 PAD = 2
 PAD_VALUE = 64  # dark grey gaps: visible between tiles with black backgrounds (MNIST), quiet beside the images

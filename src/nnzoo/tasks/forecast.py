@@ -21,16 +21,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from . import reports
-from .data.series import load_series, read_csv_series
-from .errors import UserError
-from .export import ExportPlan, real_test_inputs
-from .tasks import Task
+from .. import reports
+from ..data.series import load_series, read_csv_series
+from ..errors import UserError
+from ..export import ExportPlan, real_test_inputs
+from .base import Task
 
 if TYPE_CHECKING:
-    from .config import RunConfig
-    from .data.spec import Dataset, DataSpec
-    from .runs import LoadedRun
+    from ..config import RunConfig
+    from ..data.spec import Dataset, DataSpec
+    from ..runs import LoadedRun
 
 
 def to_units(z: torch.Tensor | np.ndarray, spec: DataSpec) -> np.ndarray:
@@ -199,6 +199,6 @@ def forecast_export(run: LoadedRun) -> Any:
     return ExportPlan(module, (example,), (check,), ["values"], ["forecast"], notes, docs=docs, meta=meta)
 
 
-# Registered by all_tasks.py.
+# Registered by tasks/__init__.py.
 TASK = Task("forecast", extra_metrics=forecast_metrics, write_reports=forecast_reports, predict=forecast_future,
             export=forecast_export)  # fmt: skip

@@ -32,16 +32,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import RunConfig, TrainConfig
-from ..data.sources import cache_dir
-from ..data.spec import DataSpec, Split
-from ..errors import UserError
-from ..models import MODELS
-from ..runs import load_run
-from ..training import train
+from ...config import RunConfig, TrainConfig
+from ...data.sources import cache_dir
+from ...data.spec import DataSpec, Split
+from ...errors import UserError
+from ...models import MODELS
+from ...runs import load_run
+from ...training import train
 
 if TYPE_CHECKING:
-    from ..data.spec import Dataset
+    from ...data.spec import Dataset
 
 JUDGE_VERSION = 1  # part of the cache key: bump when the judge recipe below changes
 BATCH = 500

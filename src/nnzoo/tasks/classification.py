@@ -1,0 +1,117 @@
+"""The classification task: a label for an image or a text. Its hooks: the answer for one input, the majority
+baseline, the confusion matrix and worst mistakes, and what `nnzoo export` writes (the normalisation inside the
+graph for images; padded character ids for texts)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from .. import reports
+from ..errors import UserError
+from ..export import ExportPlan, real_test_inputs
+from .base import History, Task
+
+if TYPE_CHECKING:
+    from ..config import RunConfig
+    from ..data.spec import Dataset
+
+
+def classification_result(probs: torch.Tensor, class_names: Sequence[str], top_k: int = 3) -> dict[str, Any]:
+    """The answer for one input from its class probabilities (C,): the label, the ``top_k`` most likely classes
+    and every probability by name (what `nnzoo predict --json` prints and `nnzoo serve` returns)."""
+    top = probs.topk(min(top_k, len(class_names)))
+    return {
+        "label": class_names[int(top.indices[0])],
+        "index": int(top.indices[0]),
+        "probability": float(top.values[0]),
+        "top_k": [
+            {"label": class_names[int(i)], "index": int(i), "probability": float(v)}
+            for v, i in zip(top.values, top.indices)
+        ],  # fmt: skip
+        "probabilities": {n: float(v) for n, v in zip(class_names, probs)},
+    }
+
+
+def classification_reports(history: History, data: Dataset, outputs: torch.Tensor | None, folder: Path,
+                            cfg: RunConfig) -> list[Path]:  # fmt: skip
+    title = cfg.recipe or cfg.model
+    paths = []
+    if outputs is not None:
+        probs = outputs.softmax(1)
+        cm = reports.confusion_matrix(data.test.y, probs.argmax(1), data.spec.num_classes)
+        paths.append(reports.plot_confusion(cm, data.spec.class_names, folder / "confusion_matrix.png", title))
+        if data.test.x.dim() == 4:  # images: show the most confident mistakes
+            paths.append(reports.plot_worst(data.test.x, data.test.y, probs, data.spec.class_names,
+                                            folder / "worst.png"))  # fmt: skip
+    return paths
+
+
+def classification_metrics(test: dict[str, float], outputs: torch.Tensor | None, data: Dataset) -> dict[str, Any]:
+    """The majority baseline: the accuracy of always answering the test split's most common class, the number
+    any classifier has to beat (10% on the balanced image sets, about 40% on tang-authors)."""
+    counts = torch.bincount(data.test.y, minlength=data.spec.num_classes)
+    return {"majority_baseline": counts.max().item() / max(len(data.test), 1)}
+
+
+class NormalizedClassifier(nn.Module):
+    """pixels (B, C, H, W) in 0..1 -> logits (B, classes), with the training normalisation inside the graph."""
+
+    def __init__(self, model: nn.Module, mean: tuple[float, ...], std: tuple[float, ...]):
+        super().__init__()
+        self.model = model
+        shape = (1, -1, 1, 1)
+        self.register_buffer("mean", torch.tensor(mean or (0.0,), dtype=torch.float32).view(shape))
+        self.register_buffer("std", torch.tensor(std or (1.0,), dtype=torch.float32).view(shape))
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model((pixels - self.mean) / self.std)
+
+
+def classifier_plan(run: Any) -> ExportPlan:
+    """Images (CNN, MLP, ViT, an RNN or encoder reading rows) or padded text (character ids), by the data's shape."""
+    spec = run.spec
+    if "pad_id" in spec.extra:
+        return text_classifier_plan(run)
+    if len(spec.input_shape) != 3:
+        raise UserError(f"Export of {spec.task} models on {spec.name} is not supported yet.")
+    module = NormalizedClassifier(run.model, spec.mean, spec.std).eval()
+    real, notes = real_test_inputs(run, 5)
+    check = real.float() / 255 if real is not None else torch.rand(5, *spec.input_shape)
+    return ExportPlan(module, (torch.rand(2, *spec.input_shape),), (check,), ["pixels"], ["logits"], notes,
+                      docs={"pixels": "(batch, C, H, W) float32 pixels in 0..1; the normalisation is inside the graph",
+                            "logits": "(batch, classes) float32; softmax gives the probabilities"},
+                      meta={"class_names": spec.class_names})  # fmt: skip
+
+
+def text_classifier_plan(run: Any) -> ExportPlan:
+    """Character ids (B, seq_len) int64, padded with pad_id after the text, -> logits. The model finds the padding
+    itself (ids == pad_id), so the check uses texts of different lengths, padded as training padded them."""
+    spec = run.spec
+    seq_len, pad_id, vocab = spec.input_shape[0], spec.extra["pad_id"], spec.extra["vocab"]
+    real, notes = real_test_inputs(run, 5)
+    if real is None:  # texts of 1 to seq_len characters, the rest padding
+        g = torch.Generator().manual_seed(0)
+        real = torch.randint(1, pad_id, (5, seq_len), generator=g)
+        for row, n in zip(real, torch.linspace(1, seq_len, 5).long()):
+            row[n:] = pad_id
+    check = real.long()
+    example = torch.randint(1, pad_id, (2, seq_len))
+    example[0, seq_len // 2 :] = pad_id  # trace with some padding too
+    docs = {"ids": f"(batch, {seq_len}) int64 character ids (index into vocab; 0 = a character not in vocab), the text "
+                   f"cut to its first {seq_len} characters and followed by pad_id = {pad_id} up to {seq_len}",
+            "logits": "(batch, classes) float32; softmax gives the probabilities"}  # fmt: skip
+    meta = {"class_names": spec.class_names, "vocab": vocab, "pad_id": pad_id, "seq_len": seq_len}
+    # A model whose training form does not export (packed sequences) offers a twin that computes the same logits.
+    model = run.model.eval()
+    module = model.export_twin() if hasattr(model, "export_twin") else model
+    return ExportPlan(module, (example,), (check,), ["ids"], ["logits"], notes, docs=docs, meta=meta, reference=model,
+                      optimize=module is model)  # fmt: skip
+
+
+TASK = Task("classification", extra_metrics=classification_metrics, write_reports=classification_reports,
+            export=classifier_plan)  # fmt: skip
