@@ -148,3 +148,18 @@ def test_config_errors_name_the_setting() -> None:
             TrainConfig(**bad).validate()
     with pytest.raises(UserError, match="nesterov=true needs a positive momentum"):
         Trainer(create_model("mlp", _digits().spec), TrainConfig(nesterov=True), progress=False)
+
+
+def test_evaluating_a_run_builds_no_optimizer_and_keeps_the_global_random_state(serve_runs: dict) -> None:
+    """eval / predict / serve put the model on its device with a Runner: no optimizer, no reseeding (a Trainer
+    built to predict did both)."""
+    from nnzoo import api, runs
+    from nnzoo.runtime import Runner
+    from nnzoo.trainer import Trainer
+
+    runner = runs.trainer_for(api.load_run(serve_runs["digits"]), "cpu")
+    assert isinstance(runner, Runner) and not isinstance(runner, Trainer) and not hasattr(runner, "optimizers")
+    torch.manual_seed(1234)
+    before = torch.get_rng_state()
+    result = api.evaluate(serve_runs["digits"], device="cpu")
+    assert result["accuracy"] > 0.1 and torch.equal(torch.get_rng_state(), before)

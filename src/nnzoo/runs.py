@@ -21,8 +21,8 @@ from .data import load_dataset
 from .data.spec import Dataset, DataSpec
 from .errors import UserError
 from .models import Model, create_model
+from .runtime import Runner
 from .tasks.base import get_task
-from .trainer import Trainer
 
 
 @dataclass
@@ -50,7 +50,8 @@ def load_run(run_dir: str | os.PathLike, which: str = "best") -> LoadedRun:
     try:
         cfg = RunConfig.from_dict(payload["config"])
         spec = DataSpec.from_dict(payload["spec"])
-        model = create_model(cfg.model, spec, **cfg.model_args)
+        with torch.random.fork_rng(devices=[]):  # its initial weights are replaced by the checkpoint's: drawing
+            model = create_model(cfg.model, spec, **cfg.model_args)  # them must not move the caller's stream
     except UserError as e:
         raise UserError(f"{path} holds a config this version cannot rebuild: {e}") from None
     except (TypeError, ValueError, KeyError) as e:  # a spec with unknown or ill-typed fields
@@ -69,7 +70,7 @@ def load_data(run: LoadedRun, data_dir: str | None) -> Dataset:
 
 
 def write_reports(history: list[dict[str, Any]], data: Dataset, outputs: torch.Tensor | None, run_dir: Path,
-                  cfg: RunConfig, trainer: Trainer | None = None) -> list[Path]:  # fmt: skip
+                  cfg: RunConfig, trainer: Runner | None = None) -> list[Path]:  # fmt: skip
     """Learning curves for every run, then the task's own pictures (confusion matrix, samples, forecasts...);
     with the trainer of the tested weights, also the pictures the model draws itself."""
     folder = run_dir / "report"
@@ -106,6 +107,8 @@ def latest_run(recipe: str | RunConfig) -> Path:
     return max(candidates, key=lambda p: (p / "checkpoints" / "last.pt").stat().st_mtime)
 
 
-def trainer_for(run: LoadedRun, device: str | None) -> Trainer:
+def trainer_for(run: LoadedRun, device: str | None) -> Runner:
+    """The run's model on ``device`` with its autocast and memory format, for evaluating and predicting: a Runner,
+    so no optimizer is built and no global random stream reseeded."""
     tc = dataclasses.replace(run.config.train, device=device or "auto", compile=False)
-    return Trainer(run.model, tc, spec=run.spec, progress=False)
+    return Runner(run.model, tc, spec=run.spec, distributed=False)

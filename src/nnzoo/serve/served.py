@@ -23,11 +23,11 @@ from ..errors import UserError
 from ..models import MODELS
 from ..registry import Registry
 from ..runs import LoadedRun, load_run
+from ..runtime import Runner, resolve_device
 from ..tasks import generate as generate_for_task
 from ..tasks.classification import classification_result
 from ..tasks.generative import sample_images
 from ..tasks.generative.pictures import grid_array
-from ..trainer import Trainer, resolve_device
 from .batching import Batcher
 from .limits import BATCH_WAIT_MS, MAX_BATCH, MAX_PENDING, MAX_SEED, Busy, Invalid, ServeError
 
@@ -100,9 +100,10 @@ class ImageClassifier(Served):
 
     def __init__(self, name: str, run: LoadedRun, settings: Settings):
         super().__init__(name, run, settings)
-        # The Trainer puts the model where it runs, and predicts as `nnzoo predict` does (normalised, autocast).
+        # The Runner puts the model where it runs, and predicts as `nnzoo predict` does (normalised, autocast);
+        # it builds no optimizer and reseeds nothing.
         tc = dataclasses.replace(run.config.train, device=settings.device, compile=False, num_threads=None)
-        self.trainer = Trainer(run.model, tc, spec=run.spec, progress=False)
+        self.trainer = Runner(run.model, tc, spec=run.spec)
         self.batcher = Batcher(self.forward, self.executor, max_batch=settings.max_batch,
                                wait_ms=settings.batch_wait_ms, name=name)  # fmt: skip
 
