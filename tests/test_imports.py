@@ -183,3 +183,15 @@ def test_api_loads_the_task_package_before_what_reads_its_registry():
              if isinstance(n, (ast.Try, ast.ImportFrom))][0]  # fmt: skip
     imports = first.body if isinstance(first, ast.Try) else [first]
     assert isinstance(imports[0], ast.ImportFrom) and imports[0].module == "api"
+
+
+def test_nnzoo_imports_without_unix_only_modules() -> None:
+    """Windows has no `resource` (nor `fcntl`): `import nnzoo` must not need them."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['resource'] = None; sys.modules['fcntl'] = None; import nnzoo, nnzoo.cli; print('ok')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

@@ -11,12 +11,16 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import resource
 import sys
 import time
 import warnings
 from collections.abc import Sequence
 from typing import Any
+
+try:
+    import resource  # peak memory of this process; Unix only
+except ImportError:  # Windows: `import nnzoo` must still work there
+    resource = None
 
 import numpy as np
 import torch
@@ -456,9 +460,11 @@ class Trainer(Runner):
         seconds = sum(h["epoch_seconds"] for h in run)
         if self.device.type == "cuda":
             peak = torch.cuda.max_memory_allocated(self.device) / 2**20
-        else:  # ru_maxrss is in kilobytes on Linux and bytes on macOS
+        elif resource is not None:  # ru_maxrss is in kilobytes on Linux and bytes on macOS
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             peak = rss / 2**20 if sys.platform == "darwin" else rss / 1024
+        else:
+            peak = float("nan")  # not measured (Windows has no getrusage)
         name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else self.device.type
         return {
             "epochs_run": epochs,
