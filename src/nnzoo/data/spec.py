@@ -25,6 +25,19 @@ class DataSpec:
     light_on_dark: bool = True  # white strokes on black, as in MNIST; user images are inverted to match
     extra: dict[str, Any] = field(default_factory=dict)
 
+    # What the dataset declared about itself, read through these two rather than by string keys of ``extra``
+    # (where it is saved, so checkpoints of every version read the same).
+    @property
+    def text_ids(self) -> bool:
+        """Whether a sample is a text as padded character ids (``extra["pad_id"]``): a text classifier's input."""
+        return "pad_id" in self.extra
+
+    @property
+    def corpus_kind(self) -> str | None:
+        """What a dataset of text or series says it is: "text", "poems", "text-classification", "series"; None for
+        images and for specs built in Python without it."""
+        return self.extra.get("kind")
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["input_shape"] = list(self.input_shape)

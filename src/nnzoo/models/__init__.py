@@ -25,9 +25,9 @@ def data_kind(spec: DataSpec) -> str:
     spec's task and padding first, as a spec built in Python may not say its kind."""
     if spec.task in TASK_KINDS:
         return TASK_KINDS[spec.task]
-    if "pad_id" in spec.extra:
+    if spec.text_ids:
         return TEXT_CLASSES
-    return KIND_OF.get(spec.extra.get("kind"), IMAGES)
+    return KIND_OF.get(spec.corpus_kind, IMAGES)
 
 
 def check_compatible(name: str, spec: DataSpec, data: Any = None) -> None:

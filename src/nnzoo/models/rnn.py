@@ -348,7 +348,7 @@ def rnn(spec: DataSpec, cell: str = "lstm", hidden: int | None = None, layers: i
     if spec.task == "forecast":
         return RNNForecaster(spec.input_shape, spec.extra["horizon"], hidden=_default(hidden, 64),
                              bidirectional=bidirectional, relative=relative, **common)  # fmt: skip
-    if spec.task == "classification" and "pad_id" in spec.extra:  # character ids of a text (tang-authors)
+    if spec.task == "classification" and spec.text_ids:  # character ids of a text (tang-authors)
         return TextRNNClassifier(spec.extra["vocab_size"], spec.extra["pad_id"], spec.num_classes,
                                  hidden=_default(hidden, 128), embed=embed, bidirectional=bidirectional,
                                  label_smoothing=label_smoothing, **common)  # fmt: skip

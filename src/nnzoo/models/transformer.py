@@ -170,7 +170,7 @@ class TransformerClassifier(Classifier):
 
 # ---- builders ------------------------------------------------------------------------------------------------------
 def _text_classes(spec: DataSpec) -> bool:
-    return "pad_id" in spec.extra
+    return spec.text_ids
 
 
 def _front_end(spec: DataSpec, model: str, dim: int, tokens: str, patch: int) -> tuple[nn.Module, int]:

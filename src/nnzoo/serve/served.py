@@ -164,7 +164,7 @@ class TextGenerator(Served):
 
     def info(self) -> dict[str, Any]:
         extra = self.run.spec.extra
-        return {**super().info(), "vocab_size": len(extra["vocab"]), "acrostic": extra.get("kind") == "poems",
+        return {**super().info(), "vocab_size": len(extra["vocab"]), "acrostic": self.run.spec.corpus_kind == "poems",
                 "max_context": getattr(self.run.model, "max_context", None)}  # fmt: skip
 
     async def generate(self, options: dict[str, Any]) -> dict[str, Any]:
@@ -226,7 +226,7 @@ def _seed(options: dict[str, Any]) -> int:
 
 def _classifier(name: str, run: LoadedRun, settings: Settings) -> Served:
     """Images, or texts of character ids (a dataset whose spec gives a pad_id)."""
-    return (TextClassifier if "pad_id" in run.spec.extra else ImageClassifier)(name, run, settings)
+    return (TextClassifier if run.spec.text_ids else ImageClassifier)(name, run, settings)
 
 
 SERVED: Registry[Callable[[str, LoadedRun, Settings], Served]] = Registry("servable task")

@@ -75,7 +75,7 @@ class NormalizedClassifier(nn.Module):
 def classifier_plan(run: Any) -> ExportPlan:
     """Images (CNN, MLP, ViT, an RNN or encoder reading rows) or padded text (character ids), by the data's shape."""
     spec = run.spec
-    if "pad_id" in spec.extra:
+    if spec.text_ids:
         return text_classifier_plan(run)
     if len(spec.input_shape) != 3:
         raise UserError(f"Export of {spec.task} models on {spec.name} is not supported yet.")

@@ -197,7 +197,7 @@ def generate_for_run(run: Any, options: dict[str, Any]) -> dict[str, Any]:
     args = {"temperature": temperature, "top_k": top_k, "seed": options.get("seed"), "device": device,
             "use_cache": not options.get("no_cache", False)}  # fmt: skip
     if options.get("acrostic"):
-        if run.spec.extra.get("kind") != "poems":
+        if run.spec.corpus_kind != "poems":
             raise UserError(f"--acrostic needs a model trained on poems (tang-poems, tang300); {run.run_dir} was "
                             f"trained on {run.spec.name}.")  # fmt: skip
         result = generate_acrostic(model, vocab, options["acrostic"], **args)
