@@ -18,8 +18,8 @@ from ddp_worker import EPOCHS, ProbeLoss, mlp_run, two_heads
 
 import nnzoo
 from nnzoo import Batches, Split, api, checkpoint, cli
-from nnzoo.distributed import check_batch_size
 from nnzoo.errors import UserError
+from nnzoo.parallel import check_batch_size
 
 pytestmark = pytest.mark.slow  # several processes or a browser: -m 'not slow' skips them
 

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import distributed as parallel
 from . import (
+    parallel,
     reports,
     tasks,  # noqa: F401  (registers every task: classification, language-model, forecast, ...)
 )

@@ -15,13 +15,13 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from . import distributed as parallel
+from . import parallel
 from .config import TrainConfig
 from .data.batches import Batches
 from .data.spec import DataSpec, Split
-from .distributed import SINGLE, Context
 from .errors import UserError
 from .models.base import Model
+from .parallel import SINGLE, Context
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:

@@ -3,7 +3,7 @@ data-parallel training.
 
 Models only say what their loss is (``compute_loss``) and, when they need more than one optimizer, how to step
 (``train_step``). Everything here works the same for every family, in one process or in several under torchrun
-(see ``fit`` and distributed.py).
+(see ``fit`` and parallel.py).
 """
 
 from __future__ import annotations
@@ -27,8 +27,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from . import checkpoint
-from . import distributed as parallel
+from . import checkpoint, parallel
 from .callbacks import Callback, EarlyStopping, MetricsLogger, ModelCheckpoint, ProgressBar
 from .config import TrainConfig
 from .data.batches import Batches

@@ -15,8 +15,7 @@ from typing import Any
 
 import torch
 
-from . import checkpoint, files
-from . import distributed as parallel
+from . import checkpoint, files, parallel
 from .callbacks import Callback
 from .config import FLAG_SETTINGS, RunConfig
 from .data import DATASETS, check_options, dataset_spec, load_dataset

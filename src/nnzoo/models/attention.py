@@ -117,7 +117,7 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor
     return y, weights
 
 
-class MLP(nn.Module):
+class FeedForward(nn.Module):
     """The position-wise feed-forward network: C -> 4C -> C with GELU (GPT-2, ViT; the paper used ReLU)."""
 
     def __init__(self, dim: int, dropout: float = 0.0, bias: bool = True, hidden: int | None = None):
@@ -146,7 +146,7 @@ class TransformerBlock(nn.Module):
         self.ln1 = nn.LayerNorm(dim, bias=bias)
         self.attn = MultiHeadAttention(dim, heads, dropout, bias)
         self.ln2 = nn.LayerNorm(dim, bias=bias)
-        self.mlp = MLP(dim, dropout, bias)
+        self.mlp = FeedForward(dim, dropout, bias)
 
     def forward(
         self,
