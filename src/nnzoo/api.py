@@ -15,7 +15,6 @@ from typing import Any
 
 from . import (
     parallel,
-    reports,
     tasks,  # noqa: F401  (registers every task: classification, language-model, forecast, ...)
 )
 from .attention_maps import attention_for_run
@@ -31,7 +30,6 @@ from .data import DATASETS, dataset_spec, load_dataset
 from .data.spec import Dataset, DataSpec  # noqa: F401
 from .errors import Terminated, UserError
 from .export import export as _export
-from .images import load_images
 from .models import (
     MODELS,
     Model,  # noqa: F401
@@ -47,8 +45,8 @@ from .runs import LoadedRun, RunResult, load_run, write_reports
 from .runs import load_data as _load_data
 from .runs import trainer_for as _trainer_for
 from .summary import format_summary, summarize
-from .tasks import classification_result, get_task
 from .tasks import generate as _generate_for_task
+from .tasks import get_task
 from .trainer import Trainer, distributed_session, resolve_device, seed_everything, usable_cores  # noqa: F401
 from .training import LOWER_IS_BETTER, Interrupted, _meets, make_config, train, train_config  # noqa: F401
 from .training import task_metrics as _task_metrics
@@ -96,13 +94,9 @@ def evaluate(run_dir: str | os.PathLike, *, data_dir: str | None = None, device:
     metrics.update(_task_metrics(trainer, metrics, outputs, data, run.config))
     result: dict[str, Any] = {"run": str(run_dir), "checkpoint": str(run.checkpoint), "split": "test",
                               "samples": len(data.test), **metrics}  # fmt: skip
-    if run.spec.task == "classification" and outputs is not None:
-        pred = outputs.argmax(1)
-        cm = reports.confusion_matrix(data.test.y, pred, run.spec.num_classes)
-        totals = cm.sum(1).clamp(min=1)
-        result["per_class_accuracy"] = {n: (cm[i, i] / totals[i]).item() for i, n in enumerate(run.spec.class_names)}
-        result["confusion_matrix"] = cm.tolist()
-        result["class_names"] = run.spec.class_names
+    task = get_task(run.spec.task)
+    if task.evaluation is not None:
+        result.update(task.evaluation(run, data, outputs))
     return result
 
 
@@ -114,21 +108,9 @@ def predict(run_dir: str | os.PathLike, images: Sequence[str | os.PathLike] = ()
         raise UserError(f"--top-k must be at least 1, not {top_k}.")
     run = load_run(run_dir)
     task = get_task(run.spec.task)
-    if task.predict is not None:
-        return task.predict(run, [str(p) for p in images], {"device": device, **options})
-    if run.spec.task != "classification":
+    if task.predict is None:
         raise UserError(f"{run_dir} holds a {run.spec.task} model; predict takes classifiers and forecasters.")
-    unused = [k for k, v in options.items() if v is not None]
-    if unused:  # a flag of another task's predict (--column is a forecaster's)
-        flag = "--" + unused[0].replace("_", "-")
-        raise UserError(f"{flag} has no meaning for {run_dir}, a classifier: it labels the image files given.")
-    if not images:
-        raise UserError("Give at least one image file to predict.")
-    x = load_images(list(images), run.spec)
-    probs = _trainer_for(run, device).predict(x).softmax(1)
-    return [
-        {"file": str(path), **classification_result(p, run.spec.class_names, top_k)} for path, p in zip(images, probs)
-    ]
+    return task.predict(run, [str(p) for p in images], {"device": device, "top_k": top_k, **options})
 
 
 def report(run_dir: str | os.PathLike, *, data_dir: str | None = None, device: str | None = None) -> list[Path]:

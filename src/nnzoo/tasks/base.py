@@ -47,9 +47,11 @@ class Task:
     model_reports: Callable[[Trainer, Dataset, Path, RunConfig], list[Path]] | None = None
     # (config, data, run folder, progress) -> callbacks added to training (per-epoch sample grids, quality numbers)
     callbacks: Callable[[RunConfig, Dataset, Path, bool], list[Callback]] | None = None
-    # (loaded run, input files, options from `nnzoo predict`) -> one result dict per prediction, each with a "text"
-    # line for the terminal; None: the task predicts from image files as a classifier does
+    # (loaded run, input files, options from `nnzoo predict`: device, top_k, column...) -> one result dict per
+    # prediction (a "text" line for the terminal, or a classifier's "file", "label" and "top_k"); None: no predict
     predict: Callable[[LoadedRun, list[str], dict[str, Any]], list[dict[str, Any]]] | None = None
+    # (loaded run, data, the test outputs) -> what `nnzoo eval` shows beyond the metrics (a confusion matrix)
+    evaluation: Callable[[LoadedRun, Dataset, torch.Tensor | None], dict[str, Any]] | None = None
 
 
 TASKS: Registry[Task] = Registry("task")

@@ -14,6 +14,8 @@ from torch import nn
 from .. import reports
 from ..errors import UserError
 from ..export import ExportPlan, real_test_inputs
+from ..images import load_images
+from ..runs import LoadedRun, trainer_for
 from .base import History, Task
 
 if TYPE_CHECKING:
@@ -113,5 +115,30 @@ def text_classifier_plan(run: Any) -> ExportPlan:
                       optimize=module is model)  # fmt: skip
 
 
+def classify_images(run: LoadedRun, paths: list[str], options: dict[str, Any]) -> list[dict[str, Any]]:
+    """`nnzoo predict` for a classifier: class and probabilities of each image file (any size: see images.py)."""
+    top_k, device = options.get("top_k", 3), options.get("device")
+    unused = [k for k, v in options.items() if v is not None and k not in ("top_k", "device")]
+    if unused:  # a flag of another task's predict (--column is a forecaster's)
+        flag = "--" + unused[0].replace("_", "-")
+        raise UserError(f"{flag} has no meaning for {run.run_dir}, a classifier: it labels the image files given.")
+    if not paths:
+        raise UserError("Give at least one image file to predict.")
+    x = load_images(list(paths), run.spec)
+    probs = trainer_for(run, device).predict(x).softmax(1)
+    return [{"file": path, **classification_result(p, run.spec.class_names, top_k)} for path, p in zip(paths, probs)]
+
+
+def confusion(run: LoadedRun, data: Dataset, outputs: torch.Tensor | None) -> dict[str, Any]:
+    """`nnzoo eval`'s per-class accuracy and confusion matrix (rows: true class, columns: predicted)."""
+    if outputs is None:
+        return {}
+    cm = reports.confusion_matrix(data.test.y, outputs.argmax(1), run.spec.num_classes)
+    totals = cm.sum(1).clamp(min=1)
+    names = run.spec.class_names
+    return {"per_class_accuracy": {n: (cm[i, i] / totals[i]).item() for i, n in enumerate(names)},
+            "confusion_matrix": cm.tolist(), "class_names": names}  # fmt: skip
+
+
 TASK = Task("classification", extra_metrics=classification_metrics, write_reports=classification_reports,
-            export=classifier_plan)  # fmt: skip
+            export=classifier_plan, predict=classify_images, evaluation=confusion)  # fmt: skip
