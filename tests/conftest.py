@@ -204,3 +204,12 @@ def uvicorn_in_a_thread(config: Any) -> Iterator[Any]:
         srv.should_exit = True
         thread.join(timeout=30)
         sock.close()
+
+
+def run_cli(capsys: pytest.CaptureFixture, *argv: object) -> tuple[int, str, str]:
+    """`nnzoo ARGV...` in this process: (exit code, stdout, stderr)."""
+    from nnzoo.cli import main
+
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err

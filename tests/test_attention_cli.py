@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import run_cli as cli
 from PIL import Image
 
 from nnzoo.api import make_config
@@ -16,12 +17,6 @@ from nnzoo.data.tang_authors import POETS
 RECIPES = ["shakespeare-char-gpt", "shakespeare-char-gpt-fast", "shakespeare-char-gpt-gpu", "tang-poems-char-gpt",
            "tang-authors-transformer", "tang-authors-lstm", "fashion-mnist-vit", "fashion-mnist-transformer"]  # fmt: skip
 TINY = ["--set", "model_args.dim=32", "--max-steps", "2", "--quiet"]
-
-
-def cli(capsys: pytest.CaptureFixture, *argv: object) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize("name", RECIPES)

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import run_cli
 
 from nnzoo import api, load_dataset
-from nnzoo.cli import main
 from nnzoo.config import DataConfig
 from nnzoo.data.series import mase_scale, read_csv_series
 from nnzoo.errors import UserError
@@ -27,12 +27,6 @@ def seasonal_csv(path: Path, n: int = 240, seed: int = 0) -> Path:
     rows = ["month,sales"] + [f"{2000 + i // 12}-{i % 12 + 1:02d},{v:.3f}" for i, v in enumerate(y)]
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
     return path
-
-
-def run_cli(capsys: pytest.CaptureFixture, *argv: object) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_co2_is_monthly_split_by_time_and_scaled_on_the_training_part_only() -> None:

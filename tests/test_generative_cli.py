@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 from PIL import Image
 
 from nnzoo.cli import main
@@ -15,12 +16,6 @@ RECIPES = ["mnist-vae", "fashion-mnist-vae", "fashion-mnist-conv-ae", "mnist-den
            "fashion-mnist-dcgan", "mnist-cgan"]  # fmt: skip
 # Small and single-threaded: these check the plumbing, not the quality (see docs/generative.md for the recipes).
 QUICK = ["--max-steps", "2", "--quiet", "--set", "train.num_threads=1", "--set", "data.val_size=50"]
-
-
-def run_cli(capsys: pytest.CaptureFixture, *argv: object) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

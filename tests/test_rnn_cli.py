@@ -8,19 +8,11 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import POEMS, run_cli
 
 from nnzoo.cli import main
 
-POEMS = ["春眠不覺曉，處處聞啼鳥。夜來風雨聲，花落知多少。", "白日依山盡，黃河入海流。欲窮千里目，更上一層樓。",
-         "床前明月光，疑是地上霜。舉頭望明月，低頭思故鄉。", "紅豆生南國，春來發幾枝。願君多采擷，此物最相思。",
-         "朝辭白帝彩雲間，千里江陵一日還。兩岸猿聲啼不住，輕舟已過萬重山。", "春水滿四澤，夏雲多奇峰。秋月揚明輝，冬嶺秀孤松。"]  # fmt: skip
 FAST = ["--max-steps", "2", "--quiet", "--set", "train.num_threads=1"]
-
-
-def run_cli(capsys: pytest.CaptureFixture, *argv: object) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import run_cli
 from PIL import Image
 
 import nnzoo
@@ -21,12 +22,6 @@ from nnzoo.config import RunConfig
 from nnzoo.tasks import TASKS, get_task
 
 QUICK = ["--max-steps", "2", "--quiet", "--set", "train.num_threads=1"]
-
-
-def run_cli(capsys: pytest.CaptureFixture, *argv: object) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
