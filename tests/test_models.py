@@ -43,7 +43,12 @@ def test_simple_cnn_layers_are_the_classic_example() -> None:
     m = create_model("simple-cnn", dataset_spec("mnist"))
     convs = [layer for layer in m.features if isinstance(layer, torch.nn.Conv2d)]
     assert [(c.in_channels, c.out_channels, c.kernel_size) for c in convs] == [(1, 32, (3, 3)), (32, 64, (3, 3))]
-    assert [type(layer).__name__ for layer in m.features] == ["Conv2d", "ReLU", "MaxPool2d"] * 2
+    # pool before ReLU: they commute exactly (tested below); the first conv is ImageConv2d, a Conv2d
+    assert [type(layer).__name__ for layer in m.features] == ["ImageConv2d", "MaxPool2d", "ReLU", "Conv2d",
+                                                              "MaxPool2d", "ReLU"]  # fmt: skip
+    x = torch.randn(4, 1, 28, 28)
+    conv_first = torch.nn.Sequential(*(m.features[i] for i in (0, 2, 1, 3, 5, 4)))  # conv -> ReLU -> pool
+    torch.testing.assert_close(conv_first(x), m.features(x), rtol=0, atol=0)
     assert [layer.out_features for layer in m.classifier if isinstance(layer, torch.nn.Linear)] == [128, 10]
 
 

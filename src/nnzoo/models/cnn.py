@@ -8,6 +8,7 @@ from torch import nn
 from ..data.spec import DataSpec
 from ..errors import UserError
 from .base import Classifier, flat_features
+from .layers import ImageConv2d
 from .registry import MODELS
 
 
@@ -18,14 +19,20 @@ class SimpleCNN(Classifier):
     so the first linear layer takes 1600 features. The widely copied version of this example hard-codes 64*6*6 =
     2304 (right only for 32x32 input) and crashes on MNIST with "shape '[-1, 2304]' is invalid for input of size
     102400". Here the size is computed from the input shape.
+
+    Each ReLU runs after its max-pool, not before: the two commute exactly (max(relu(a), relu(b)) = relu(max(a,
+    b)), and the gradient reaches the same element), and ReLU forward and backward then touch a quarter of the
+    values. The layer indices, and so checkpoints, are those of conv -> ReLU -> pool. The first convolution is an
+    :class:`~nnzoo.models.layers.ImageConv2d` (a Conv2d with a fast weight gradient on CPUs). Together they make a
+    fp32 training step on an AVX2 CPU about 1.4x faster (bench/roofline.py).
     """
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10, input_shape: tuple[int, ...] = (1, 28, 28),
                  hidden: int = 128, label_smoothing: float = 0.0):  # fmt: skip
         super().__init__(label_smoothing)
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 32, kernel_size=3), nn.ReLU(), nn.MaxPool2d(2),  # (B, 32, 13, 13) on 28x28
-            nn.Conv2d(32, 64, kernel_size=3), nn.ReLU(), nn.MaxPool2d(2),  # (B, 64, 5, 5) on 28x28
+            ImageConv2d(in_channels, 32, kernel_size=3), nn.MaxPool2d(2), nn.ReLU(),  # (B, 32, 13, 13) on 28x28
+            nn.Conv2d(32, 64, kernel_size=3), nn.MaxPool2d(2), nn.ReLU(),  # (B, 64, 5, 5) on 28x28
         )  # fmt: skip
         n = flat_features(self.features, input_shape, "simple-cnn")
         self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(n, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
