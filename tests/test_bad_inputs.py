@@ -296,6 +296,11 @@ CASES: list[tuple[list[str], str]] = [
     (["report", "{othersize}"], "does not belong to the mlp"),
     (["report", "{badconfig}"], "its 'config' is a list"),
     (["report", "{clf}", "--device", "tpu"], "--device must be one of"),
+    # ---- bench ----
+    (["bench", "digits-mlp", "--seconds", "0"], "--seconds must be more than 0 and at most 600, not 0."),
+    (["bench", "digits-mlp", "--seconds", "1e9"], "--seconds must be more than 0 and at most 600"),
+    (["bench", "digits-mlp", "--seconds", "soon"], "argument --seconds: invalid float value"),
+    (["bench", "digits-mlp", "--device", "tpu"], "--device must be one of"),
     # ---- summary, list, the verb itself ----
     (["summary", "foo"], "Unknown model 'foo'."),
     (["summary", "mlp", "--dataset", "imagenet"], "Unknown dataset 'imagenet'."),

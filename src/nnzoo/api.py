@@ -20,6 +20,7 @@ from . import (
 from .attention_maps import attention_for_run
 
 # Names api offered before the run folder and training moved out (importable as api.NAME; nnzoo offers them too).
+from .bench import DEFAULT_RECIPES, run_bench
 from .callbacks import Callback  # noqa: F401
 from .config import (  # noqa: F401  (the CLI reads api.FLAG_SETTINGS)
     FLAG_SETTINGS,
@@ -168,6 +169,12 @@ def serve(run_dirs: Sequence[str | os.PathLike], *, host: str | None = None, por
 
 
 # ---- explore ---------------------------------------------------------------------------------------------------------
+def bench(recipes: Sequence[str] | None = None, *, seconds: float = 3.0, data_dir: str | None = None,
+          device: str = "auto") -> dict[str, Any]:  # fmt: skip
+    """This machine's peak GFLOP/s and each recipe's training step against it (see nnzoo.bench); prints a table."""
+    return run_bench(recipes or DEFAULT_RECIPES, seconds=seconds, data_dir=data_dir, device=device)
+
+
 def summary(model: str, dataset: str = "mnist", **model_args: Any) -> str:
     spec = dataset_spec(dataset)
     check_compatible(model, spec)  # before a text corpus is loaded for nothing

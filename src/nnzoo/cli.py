@@ -129,6 +129,19 @@ def _add_run_verbs(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("list", help="list models, datasets or recipes")
     p.add_argument("what", choices=["models", "datasets", "recipes"])
 
+    p = sub.add_parser("bench", help="this machine's peak GFLOP/s and each recipe's training step against it",
+                       description="Measure this machine's fp32 and bf16 matmul and convolution throughput, then "
+                       "time each recipe's training step (the real Trainer on the recipe's real data) and print "
+                       "the achieved GFLOP/s as a fraction of that peak. Recipes whose data is missing are "
+                       "skipped with the reason.")  # fmt: skip
+    p.add_argument("recipes", nargs="*", metavar="RECIPE", help="recipes to time (default: "
+                   "SimpleCNN classic and fast, the char GPTs, tang-poems-char-lstm, fashion-mnist-dcgan)")  # fmt: skip
+    p.add_argument("--seconds", type=float, default=3.0, help="time spent on each recipe after its warm-up "
+                   "(default 3)")  # fmt: skip
+    p.add_argument("--data-dir")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true", help="also print everything as one JSON object at the end")
+
     p = sub.add_parser("summary", help="layers, output shapes, parameters and FLOPs of a model")
     p.add_argument("model")
     p.add_argument("--dataset", default="mnist")
@@ -237,6 +250,12 @@ def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
     elif args.verb == "list":
         _print_table({"models": api.list_models, "datasets": api.list_datasets, "recipes": api.list_recipes}
                      [args.what]())  # fmt: skip
+    elif args.verb == "bench":
+        if not 0 < args.seconds <= 600:
+            raise UserError(f"--seconds must be more than 0 and at most 600, not {args.seconds:g}.")
+        r = api.bench(args.recipes or None, seconds=args.seconds, data_dir=args.data_dir, device=args.device)
+        if args.json:
+            print(json.dumps(r, indent=2))
     elif args.verb == "summary":
         print(api.summary(args.model, args.dataset, **dict(parse_set(s) for s in args.sets)))
     return 0
