@@ -51,7 +51,7 @@ def keep_freed_memory() -> bool:
     By default every block over a dynamic threshold (128 KiB to 32 MiB) is mapped fresh and unmapped when freed,
     and the top of the heap is trimmed, so a training step's activations (SimpleCNN's first conv output is 11 MB a
     batch of 128) arrive as new pages that the kernel must fault in and zero: 3,000-17,000 page faults a step, and
-    SimpleCNN's fp32 step ran 1.3-1.5x slower for it on a 2-core AVX2 machine (bench/roofline.py). Memory held at
+    SimpleCNN's fp32 step ran 1.3-1.5x slower for it on a 2-core AVX2 machine (batch 128 and 256). Memory held at
     the peak is the same; it is simply not returned between steps. Linux with glibc only (elsewhere, and where
     ``NNZOO_SYSTEM_MALLOC`` is set, nothing is changed); called once per process by the first CPU :class:`Runner`.
     Returns whether the setting was made.

@@ -131,7 +131,7 @@ def plot_worst(images: torch.Tensor, y_true: torch.Tensor, probs: torch.Tensor, 
     """The misclassified test images the model was most confident about, with predicted and true labels.
 
     The images are tiled into one picture on one axis, each under its two-line caption: 25 matplotlib axes took
-    1.3 s to lay out and save, a quarter of a short run's time after training.
+    1.3 s to lay out and save, of the 3.8 s a short run spent after training.
     """
     plt = _plt()
     pred = probs.argmax(1)
