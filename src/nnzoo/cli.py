@@ -33,7 +33,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                                    "Flags and --set override any value of the recipe.")  # fmt: skip
     p.add_argument("recipe", help="recipe name or path to a recipe YAML file")
     for flag, (setting, text) in TRAIN_FLAGS.items():  # the flags that set a setting, from config's one table
-        p.add_argument("--" + flag.replace("_", "-"), type=flag_type(setting), choices=CHOICES.get(setting), help=text)
+        name, kind = "--" + flag.replace("_", "-"), flag_type(setting)
+        if kind is bool:  # a switch: present sets true, absent leaves the recipe's value
+            p.add_argument(name, action="store_const", const=True, default=None, help=text)
+        else:
+            p.add_argument(name, type=kind, choices=CHOICES.get(setting), help=text)
     p.add_argument("--out", help="run folder to write (default: runs/RECIPE, never overwriting a run)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",

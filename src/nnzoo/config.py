@@ -20,7 +20,12 @@ from .errors import UserError
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
 DEVICES = ("auto", "cpu", "cuda", "mps")
-CHOICES = {"train.optimizer": OPTIMIZERS, "train.schedule": SCHEDULES}  # settings that take one of a few names
+TASK_CHOICES = ("auto", "classification", "regression")  # what a table's target is taken as
+CHOICES = {
+    "train.optimizer": OPTIMIZERS,
+    "train.schedule": SCHEDULES,
+    "data.task": TASK_CHOICES,
+}  # settings that take one of a few names
 MAX_SEED = 2**63 - 1  # torch.manual_seed takes up to 2**64 - 1; generators and NumPy's seed take less
 
 # Flags of `nnzoo train` and the settings they set (so a message can name the flag a user typed).
@@ -29,8 +34,28 @@ MAX_SEED = 2**63 - 1  # torch.manual_seed takes up to 2**64 - 1; generators and 
 TRAIN_FLAGS: dict[str, tuple[str, str]] = {
     "dataset": ("data.name", "dataset name (see `nnzoo list datasets`)"),
     "data_dir": ("data.data_dir", "folder holding DATASET/ sub-folders (else NNZOO_DATA_DIR, cache, system)"),
-    "data_file": ("data.data_file", "your own file: UTF-8 text for language models, CSV for series"),
+    "data_file": (
+        "data.data_file",
+        "your own file: UTF-8 text for language models, CSV for series, a table "
+        "(CSV/TSV/Parquet) with --target, labelled texts (CSV/TSV/JSONL) with --text-column",
+    ),
     "column": ("data.column", "the CSV column to forecast (with --data-file)"),
+    "target": ("data.target", "the table column to predict (with --data-file): a label or a number"),
+    "task": ("data.task", "auto (a label column is classified, a numeric one regressed), classification or regression"),
+    "text_column": ("data.text_column", "the column holding the texts of a labelled-text file"),
+    "label_column": ("data.label_column", "the column holding the labels (tables: --target; default: label)"),
+    "split_column": (
+        "data.split_column",
+        "a column saying train / val / test for each row (else a seeded, stratified 80/10/10 split)",
+    ),
+    "image_size": (
+        "data.image_size",
+        "HxW (or N for NxN) every image of a folder is resized to; needed when their sizes differ",
+    ),
+    "skip_bad_files": (
+        "data.skip_bad_files",
+        "skip unreadable or truncated image files (each is named) instead of stopping",
+    ),
     "epochs": ("train.epochs", "passes over the training data"),
     "batch_size": ("train.batch_size", "samples per optimizer step (with --nproc: the global batch)"),
     "lr": ("train.lr", "learning rate (the peak rate for the onecycle schedule)"),
@@ -69,6 +94,13 @@ class DataConfig:
     stride: int | None = None  # text: characters between the starts of training windows (None: seq_len, no overlap)
     data_file: str | None = None  # a user's own file: UTF-8 text for language models, CSV for series
     column: str | None = None  # the CSV column to forecast
+    target: str | None = None  # a table's column to predict
+    task: str = "auto"  # a table's target: auto, classification or regression
+    text_column: str | None = None  # labelled texts: the column of the texts
+    label_column: str | None = None  # labelled texts: the column of the labels (default "label")
+    split_column: str | None = None  # a column of train / val / test per row (tables, labelled texts)
+    image_size: str | None = None  # image folders: "HxW" or "N"; None: the images' own (one) size
+    skip_bad_files: bool = False  # image folders: skip unreadable images (each named in a warning)
     options: dict[str, Any] = field(default_factory=dict)  # dataset-specific, e.g. {"regular_only": true}
 
     def validate(self) -> None:
@@ -84,9 +116,27 @@ class DataConfig:
         _bounded("data.stride", self.stride, 1, self.seq_len)
         if self.column is not None and self.data_file is None:
             raise UserError("--column names a column of the CSV given with --data-file; give --data-file too.")
-        for key in ("data_file", "column", "data_dir"):
+        _choice("task", self.task, TASK_CHOICES)
+        if self.image_size is not None:
+            self.image_hw()  # refuses a malformed size
+        for key, needs in (("target", "a table"), ("text_column", "labelled texts")):
+            if getattr(self, key) is not None and self.data_file is None:
+                raise UserError(f"{setting_name('data.' + key)} names a column of {needs} given with --data-file; "
+                                "give --data-file too.")  # fmt: skip
+        for key in ("data_file", "column", "data_dir", "target", "text_column", "label_column", "split_column"):
             if getattr(self, key) is not None and not getattr(self, key).strip():
                 raise UserError(f"{setting_name('data.' + key)} must not be empty.")
+
+    def image_hw(self) -> tuple[int, int] | None:
+        """``data.image_size`` as (height, width): "28" is 28x28, "32x48" is 32 high and 48 wide."""
+        if self.image_size is None:
+            return None
+        m = re.fullmatch(r"\s*(\d+)\s*(?:[xX×]\s*(\d+)\s*)?", str(self.image_size))
+        hw = (int(m.group(1)), int(m.group(2) or m.group(1))) if m else None
+        if hw is None or not all(4 <= v <= 1024 for v in hw):
+            raise UserError(f"--image-size must be HxW or N, each from 4 to 1024 pixels (28, 32x48), not "
+                            f"{self.image_size!r}.")  # fmt: skip
+        return hw
 
 
 @dataclass

@@ -225,4 +225,4 @@ for _name, _help in [
     ("sunspots", "yearly sunspot numbers 1700-2008 (statsmodels, offline): the ~11-year cycle"),
     ("csv-file", "one column of your own CSV: --data-file PATH --column NAME"),
 ]:
-    register_dataset(_spec(_name), help=_help, options=SERIES_OPTIONS)(_load)
+    register_dataset(_spec(_name), help=_help, options=SERIES_OPTIONS, reads=("data_file", "column"))(_load)

@@ -200,7 +200,9 @@ def _user_file(cfg: DataConfig, kind: str = "text") -> Dataset | None:
     return text_dataset(Path(cfg.data_file).name, text, cfg, str(cfg.data_file), {"kind": kind})
 
 
-@register_dataset(_text_spec("tinyshakespeare", "text"), help="Tiny Shakespeare, 1.1M characters (char-rnn)")
+@register_dataset(
+    _text_spec("tinyshakespeare", "text"), help="Tiny Shakespeare, 1.1M characters (char-rnn)", reads=("data_file",)
+)
 def tinyshakespeare(cfg: DataConfig) -> Dataset:
     if (user := _user_file(cfg)) is not None:
         return user
@@ -212,6 +214,7 @@ def tinyshakespeare(cfg: DataConfig) -> Dataset:
     _text_spec("tang-poems", "poems"),
     help="全唐诗: the Complete Tang Poems, ~58k poems, 3.7M characters",
     options=("regular_only",),
+    reads=("data_file",),
 )
 def tang_poems(cfg: DataConfig) -> Dataset:
     if (user := _user_file(cfg, "poems")) is not None:
@@ -224,6 +227,7 @@ def tang_poems(cfg: DataConfig) -> Dataset:
     _text_spec("tang300", "poems"),
     help="唐诗三百首: 300 Tang poems, a small set for quick runs",
     options=("regular_only",),
+    reads=("data_file",),
 )
 def tang300(cfg: DataConfig) -> Dataset:
     if (user := _user_file(cfg, "poems")) is not None:
@@ -237,7 +241,7 @@ def tang300(cfg: DataConfig) -> Dataset:
     return poems_dataset("tang300", poems, cfg, str(path))
 
 
-@register_dataset(_text_spec("text-file", "text"), help="any UTF-8 text file: --data-file PATH")
+@register_dataset(_text_spec("text-file", "text"), help="any UTF-8 text file: --data-file PATH", reads=("data_file",))
 def text_file(cfg: DataConfig) -> Dataset:
     if not cfg.data_file:
         raise UserError("The text-file dataset needs --data-file PATH (a UTF-8 text file).")

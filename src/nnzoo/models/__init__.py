@@ -11,7 +11,7 @@ from ..data.spec import DataSpec
 from ..errors import IncompatibleData, UserError
 from . import autoencoder, cnn, gan, mlp, rnn, transformer  # noqa: F401  (register the builders)
 from .base import Classifier, Model
-from .registry import DATA_KINDS, IMAGES, KIND_NAMES, KIND_OF, MODELS, SERIES, TASK_KINDS, TEXT, TEXT_CLASSES
+from .registry import DATA_KINDS, IMAGES, KIND_NAMES, KIND_OF, MODELS, TASK_KINDS, TEXT_CLASSES
 
 
 def create_model(name: str, spec: DataSpec, **kwargs: Any) -> Model:
@@ -31,8 +31,8 @@ def data_kind(spec: DataSpec) -> str:
 
 
 def check_compatible(name: str, spec: DataSpec, data: Any = None) -> None:
-    """Refuse a model given a kind of data it does not take, and (with the run's DataConfig ``data``) a
-    --data-file or --column the dataset has no use for, before anything is loaded or built."""
+    """Refuse a model given a kind of data it does not take, before anything is loaded or built (a setting the
+    dataset has no use for, like --target on mnist, is data.check_options's to refuse)."""
     MODELS.get(name)  # an unknown name: one sentence with the valid ones
     kind = data_kind(spec)
     takes = DATA_KINDS.get(name)
@@ -40,12 +40,6 @@ def check_compatible(name: str, spec: DataSpec, data: Any = None) -> None:
         others = ", ".join(m for m in MODELS if kind in DATA_KINDS.get(m, ()))
         raise IncompatibleData(f"{name} takes {' or '.join(KIND_NAMES[k] for k in takes)}, but {spec.name} is "
                                f"{KIND_NAMES[kind]}; models for {spec.name}: {others}.")  # fmt: skip
-    if data is not None and data.data_file is not None and kind not in (TEXT, SERIES):
-        raise IncompatibleData(f"--data-file has no meaning for {spec.name} ({KIND_NAMES[kind]}): it replaces the "
-                               "text of a text dataset (text-file, tinyshakespeare, tang300...) or the series of "
-                               "csv-file.")  # fmt: skip
-    if data is not None and data.column is not None and kind != SERIES:
-        raise IncompatibleData(f"--column names the CSV column of a series; {spec.name} is {KIND_NAMES[kind]}.")
 
 
 def check_model_args(name: str, builder: Callable[..., Any], kwargs: dict[str, Any]) -> dict[str, Any]:
