@@ -3,7 +3,7 @@ nothing written: a table of bad inputs across every verb, run in-process against
 
 Placeholders in the argv: {clf} a classifier run, {lm} a poem language model, {gpt} a tiny GPT, {cgan} a
 class-conditional GAN, {ae} a plain autoencoder (the runs of conftest's ``serve_runs``, and a GPT trained here);
-{d} a folder of bad and good input files; {tmp} the test's own folder (its working directory); the damaged runs
+{tab} a table classifier; {d} a folder of bad and good input files; {tmp} the test's own folder (its working directory); the damaged runs
 {noconfig}, {nomodel}, {badconfig}, {badspec}, {badweights}, {othersize}, {othermodel}, {garbage}, {schema9}.
 """
 
@@ -120,7 +120,7 @@ CASES: list[tuple[list[str], str]] = [
     ([*T, "--set", "model=simple-cnn"], "simple-cnn needs input of at least 10x10 pixels"),
     ([*T, "--set", "model=rnn", "--set", "model_args.cell=transformer"], "cell must be one of lstm, gru, rnn"),
     # ---- train: data of the wrong kind for the model, and data files ----
-    ([*T, "--dataset", "imagenet"], "Unknown dataset 'imagenet'. Valid choices: cifar10"),
+    ([*T, "--dataset", "imagenet"], "Unknown dataset 'imagenet'. Valid choices: breast-cancer, chnsenticorp, cifar10"),
     ([*T, "--dataset", "tinyshakespeare"], "mlp takes images or a table, but tinyshakespeare is a text corpus"),
     ([*T, "--dataset", "text-file"], "mlp takes images or a table, but text-file is a text corpus"),
     ([*T, "--dataset", "co2"], "mlp takes images or a table, but co2 is a time series"),
@@ -133,6 +133,27 @@ CASES: list[tuple[list[str], str]] = [
     ([*T, "--column", "v"], "--column names a column of the CSV given with --data-file"),
     ([*LM, "--data-file", "{d}/notes.txt", "--column", "v"], "--column (the CSV column of a series) has no meaning for tinyshakespeare"),
     ([*LM, "--data-file", ""], "--data-file must not be empty"),
+    # ---- train: your own tables and labelled texts ----
+    (["train", "mlp", "--data-file", "{d}/tab.csv", "--target", "nope"], "has no column 'nope' (--target); its columns are a, b, y"),
+    (["train", "mlp", "--data-file", "{d}/tab-one.csv", "--target", "y"], "the target 'y' holds one value only"),
+    (["train", "mlp", "--data-file", "{d}/tab-garbage.csv", "--target", "y"], "column 'a' holds numbers, but row 7 holds 'abc'"),
+    (["train", "mlp", "--data-file", "{d}/tab-latin.csv", "--target", "y"], "is not UTF-8 text (undecodable byte"),
+    (["train", "mlp", "--data-file", "{d}/header.csv", "--target", "v"], "has a header but no rows of data"),
+    (["train", "mlp", "--data-file", "{d}/nothing.csv", "--target", "v"], "Table file {d}/nothing.csv does not exist"),
+    (["train", "mlp", "--data-file", "{d}/tab-split.csv", "--target", "y", "--split-column", "part"], "the split column holds 'later'"),
+    (["train", "mlp", "--data-file", "{d}/tab-unseen.csv", "--target", "y", "--split-column", "part"], "label 'c' of the validation or test rows never appear"),
+    (["train", "mlp", "--data-file", "{d}/tab.csv", "--target", "y", "--task", "guess"], "argument --task: invalid choice: 'guess'"),
+    (["train", "mlp", "--data-file", "{d}/tab.csv", "--target", "a", "--task", "regression", "--set", "model_args.label_smoothing=0.1"], "label_smoothing is for classifiers"),
+    (["train", "mlp", "--data-file", "{d}/tab.csv", "--target", "y", "--task", "regression"], "--task regression needs numbers in 'y', but {d}/tab.csv holds 'no' there"),
+    (["train", "mlp"], "Say what to train on: --data-dir FOLDER"),
+    (["train", "mnist-simple-cnn", "--target", "y"], "--target (the column of a table to predict) has no meaning for mnist; the datasets that read it: breast-cancer"),
+    ([*T, "--image-size", "big"], "--image-size must be HxW or N"),
+    ([*T, "--image-size", "2x2"], "--image-size must be HxW or N"),
+    (["train", "transformer-encoder", "--data-file", "{d}/texts.csv", "--text-column", "body"], "has no column 'body' (--text-column); its columns are label, review"),
+    (["train", "transformer-encoder", "--data-file", "{d}/texts-one.csv", "--text-column", "review"], "the labels ('label') hold one value only"),
+    (["train", "transformer-encoder", "--data-file", "{d}/texts.jsonl", "--text-column", "review"], "line 2 is not JSON"),
+    (["train", "transformer-encoder", "--data-file", "{d}/texts.csv", "--text-column", "review", "--label-column", "review"], "--text-column and --label-column name the same column"),
+    (["train", "mlp", "--data-file", "{d}/texts.csv", "--text-column", "review"], "mlp takes images or a table, but text-labels is labelled texts"),
     (["train", "mnist-simple-cnn", "--data-dir", "{d}/zero"], "The training split of mnist holds no samples"),
     (["train", "mnist-simple-cnn", "--data-dir", "{d}/zero-test"], "The test split of mnist holds no samples"),
     (["train", "mnist-simple-cnn", "--data-dir", "{d}/broken"], "magic number"),
@@ -195,6 +216,11 @@ CASES: list[tuple[list[str], str]] = [
     (["predict", "{clf}"], "Give at least one image file to predict."),
     (["predict", "{clf}", "{d}/notes.txt"], "is not an image nnzoo can read"),
     (["predict", "{clf}", "{d}/digit.png", "--column", "x"], "--column has no meaning for"),
+    (["predict", "{clf}", "--text", "hi"], "--text has no meaning for"),
+    (["predict", "{tab}", "{d}/tab-nocols.csv"], "lacks the column 'b' the model was trained on; it needs a, b"),
+    (["predict", "{tab}"], "Give one table file (CSV, TSV or Parquet) of rows to predict"),
+    (["predict", "{tab}", "{d}/tab.csv", "--text", "hi"], "--text has no meaning for"),
+    (["predict", "{tab}", "{d}/tab.csv", "--out", "{d}"], "--out {d} is a folder"),
     (["predict", "{clf}", "{d}/nope.png"], "does not exist"),
     (["predict", "{clf}", "{d}/digit.png", "--device", "tpu"], "--device must be one of"),
     (["predict", "{lm}", "{d}/digit.png"], "predict takes classifiers and forecasters"),
@@ -383,6 +409,21 @@ def _input_files(d: Path) -> None:
     (d / "words.csv").write_text("v\n1\ntwo\n3\n", encoding="utf-8")
     (d / "header.csv").write_text("v\n", encoding="utf-8")
     (d / "series.csv").write_text("v\n" + "".join(f"{np.sin(i / 3):.4f}\n" for i in range(300)), encoding="utf-8")
+    table = "a,b,y\n" + "".join(f"{i},{i % 3},{'yes' if i % 2 else 'no'}\n" for i in range(40))
+    (d / "tab.csv").write_text(table, encoding="utf-8")
+    (d / "tab-one.csv").write_text("a,y\n" + "".join(f"{i},same\n" for i in range(20)), encoding="utf-8")
+    (d / "tab-garbage.csv").write_text("a,y\n" + "".join(f"{'abc' if i == 6 else i},{i % 2}\n" for i in range(40)),
+                                       encoding="utf-8")  # fmt: skip
+    (d / "tab-latin.csv").write_bytes(b"a,y\n1,caf\xff\n")
+    (d / "tab-split.csv").write_text("a,y,part\n" + "".join(f"{i},{i % 2},{'later' if i == 3 else 'train'}\n"
+                                                             for i in range(20)), encoding="utf-8")  # fmt: skip
+    (d / "tab-unseen.csv").write_text("a,y,part\n" + "".join(f"{i},{'c' if i == 19 else i % 2},"
+                                                              f"{'test' if i > 15 else 'train'}\n" for i in range(20)),
+                                      encoding="utf-8")  # fmt: skip
+    (d / "tab-nocols.csv").write_text("a,c\n1,2\n", encoding="utf-8")
+    (d / "texts.csv").write_text("label,review\n" + "".join(f"{i % 2},text {i}\n" for i in range(30)), encoding="utf-8")
+    (d / "texts-one.csv").write_text("label,review\n" + "".join(f"1,text {i}\n" for i in range(30)), encoding="utf-8")
+    (d / "texts.jsonl").write_text('{"review": "ok", "label": 1}\n{"review": broken\n', encoding="utf-8")
     for name, n_train, n_test in (("zero", 0, 5), ("zero-test", 5, 0)):
         folder = d / name / "mnist"
         folder.mkdir(parents=True)
@@ -406,6 +447,9 @@ def places(serve_runs: dict[str, Path], gpt_run: Path, tmp_path_factory: pytest.
     runs = {"clf": serve_runs["digits"], "lm": serve_runs["poems"], "cgan": serve_runs["cgan"], "ae": serve_runs["ae"],
             "gpt": gpt_run, "d": root / "d"}  # fmt: skip
     runs.update(_damaged(root, serve_runs["digits"], serve_runs["cgan"]))
+    runs["tab"] = root / "tab"  # a table classifier, two steps
+    assert main(["train", "mlp", "--data-file", str(root / "d" / "tab.csv"), "--target", "y", "--out", str(runs["tab"]),
+                 "--max-steps", "2", "--quiet"]) == 0  # fmt: skip
     return runs
 
 

@@ -37,7 +37,7 @@ def test_train_writes_the_run_folder(trained: Path) -> None:
     assert {p.name for p in (trained / "checkpoints").iterdir()} == {"best.pt", "last.pt"}
     metrics = json.loads((trained / "metrics.json").read_text())
     assert (
-        set(metrics["test"]) == {"loss", "accuracy", "majority_baseline"}
+        set(metrics["test"]) == {"loss", "accuracy", "majority_baseline", "macro_f1", "majority_baseline_macro_f1"}
         and metrics["epochs"] == 1
         and metrics["steps"] == 2
     )
@@ -103,7 +103,7 @@ def test_default_run_folders_never_overwrite(data_dir: Path, capsys: pytest.Capt
 BAD_INPUTS = [
     (["train", "mnist-cnn"], 2, "Unknown recipe 'mnist-cnn'. Did you mean 'mnist-simple-cnn'?"),
     (["train", "digits-mlp", "--set", "model=resnet"], 2, "Unknown model 'resnet'. Valid choices: "),
-    (["train", "digits-mlp", "--dataset", "imagenet"], 2, "Unknown dataset 'imagenet'. Valid choices: cifar10"),
+    (["train", "digits-mlp", "--dataset", "imagenet"], 2, "Unknown dataset 'imagenet'. Valid choices: breast-cancer, chnsenticorp, cifar10"),
     (["train", "digits-mlp", "--epochs", "0"], 2, "--epochs must be a positive whole number, not 0."),
     (["train", "digits-mlp", "--set", "train.lr=fast"], 2, "Setting 'train.lr' must be a number, not 'fast'."),
     (["train", "digits-mlp", "--set", "warp=9"], 2, "Unknown setting 'warp'."),

@@ -168,7 +168,10 @@ def test_digits_is_bundled_and_has_a_fixed_test_split() -> None:
 
 
 def test_unknown_dataset_lists_choices() -> None:
-    with pytest.raises(UserError, match="Unknown dataset 'mnsit'. Did you mean 'mnist'.*Valid choices: cifar10"):
+    with pytest.raises(
+        UserError,
+        match="Unknown dataset 'mnsit'. Did you mean 'mnist'.*Valid choices: breast-cancer, chnsenticorp, cifar10",
+    ):
         load_dataset(DataConfig(name="mnsit"))
 
 

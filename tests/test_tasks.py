@@ -34,11 +34,19 @@ def forecast_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def task_runs(serve_runs: dict[str, Path], forecast_run: Path) -> dict[str, Path]:
+def regression_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """diabetes-mlp (scikit-learn's bundled table), two steps."""
+    run = tmp_path_factory.mktemp("tasks") / "diabetes-mlp"
+    assert main(["train", "diabetes-mlp", "--out", str(run), *QUICK]) == 0
+    return run
+
+
+@pytest.fixture(scope="module")
+def task_runs(serve_runs: dict[str, Path], forecast_run: Path, regression_run: Path) -> dict[str, Path]:
     """The run of each task: conftest's serve_runs (trained once per session: digits-mlp, a poem LSTM, a cGAN, an
-    autoencoder) and the forecaster above."""
+    autoencoder), the forecaster and the regressor above."""
     return {"classification": serve_runs["digits"], "language-model": serve_runs["poems"], "forecast": forecast_run,
-            "gan": serve_runs["cgan"], "autoencoder": serve_runs["ae"]}  # fmt: skip
+            "gan": serve_runs["cgan"], "autoencoder": serve_runs["ae"], "regression": regression_run}  # fmt: skip
 
 
 def _digit_png(tmp: Path) -> Path:
@@ -62,6 +70,18 @@ def _forecasts(run: Path, tmp: Path, capsys: pytest.CaptureFixture) -> None:
     (r,) = json.loads(out)
     assert len(r["forecast"]) == nnzoo.load_run(run).spec.extra["horizon"]
     assert all(np.isfinite(r["forecast"]))
+
+
+def _regresses_rows(run: Path, tmp: Path, capsys: pytest.CaptureFixture) -> None:
+    from sklearn.datasets import load_diabetes
+
+    rows = load_diabetes(as_frame=True, scaled=False).frame.drop(columns=["target"]).head(5)
+    rows.to_csv(tmp / "patients.csv", index=False)
+    code, out, err = run_cli(capsys, "predict", run, tmp / "patients.csv", "--json")
+    assert code == 0, err
+    (r,) = json.loads(out)
+    assert r["rows"] == 5 and all(np.isfinite(r["predictions"]))
+    assert (tmp / "patients.predictions.csv").read_text().splitlines()[0].endswith(",target")
 
 
 def _generates_text(run: Path, tmp: Path, capsys: pytest.CaptureFixture) -> None:
@@ -95,6 +115,7 @@ RUNS = {
     "classification": Row("digits-mlp", _predicts_an_image, "majority_baseline"),
     "language-model": Row("tang-poems-char-lstm", _generates_text, "perplexity"),
     "forecast": Row("co2-lstm", _forecasts, "mase"),
+    "regression": Row("diabetes-mlp", _regresses_rows, "ridge_baseline_mae"),
     "autoencoder": Row("mnist-vae", _reconstructs_images, "loss"),
     "gan": Row("mnist-cgan", _generates_images, "d_loss"),
 }

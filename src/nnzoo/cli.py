@@ -57,12 +57,18 @@ def _add_run_verbs(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "predict",
-        help="classify image files, or forecast past the end of a series",
-        description="A classifier labels IMAGE files; a forecaster forecasts the steps after "
-        "the end of its series, or after the last values of a CSV given with --column.",
+        help="label images, texts or table rows; regress table rows; forecast past the end of a series",
+        description="An image classifier labels IMAGE files; a text classifier labels --text and --text-file; a "
+        "table model answers every row of one table FILE and writes the rows with its answers beside them "
+        "(FILE.predictions.csv, or --out); a forecaster forecasts the steps after the end of its series, or "
+        "after the last values of a CSV given with --column.",
     )
     p.add_argument("run_dir")
-    p.add_argument("images", nargs="*", metavar="FILE", help="image files (classifiers) or one CSV (forecasters)")
+    p.add_argument("images", nargs="*", metavar="FILE",
+                   help="image files (image classifiers), one table (table models) or one CSV (forecasters)")  # fmt: skip
+    p.add_argument("--text", action="append", help="a text to classify (text classifiers; repeat for several)")
+    p.add_argument("--text-file", help="a UTF-8 file of texts to classify, one a line (text classifiers)")
+    p.add_argument("--out", help="where table models write the rows with their answers (.csv, .tsv or .json)")
     p.add_argument("--column", help="the CSV column holding the series (forecasters)")
     p.add_argument("--top-k", type=int, default=3)
     p.add_argument("--device")
@@ -207,7 +213,8 @@ def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
         r = api.evaluate(args.run_dir, data_dir=args.data_dir, device=args.device)
         print(json.dumps(r, indent=2)) if args.json else _print_eval(r)
     elif args.verb == "predict":
-        results = api.predict(args.run_dir, args.images, top_k=args.top_k, device=args.device, column=args.column)
+        results = api.predict(args.run_dir, args.images, top_k=args.top_k, device=args.device, column=args.column,
+                              text=args.text, text_file=args.text_file, out=args.out)  # fmt: skip
         if args.json:
             print(json.dumps(results, indent=2, ensure_ascii=False))
         for r in [] if args.json else results:
@@ -216,6 +223,8 @@ def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
                 continue
             tops = ", ".join(f"{t['label']} {100 * t['probability']:.1f}%" for t in r["top_k"])
             print(f"{r['file']}: {r['label']}  ({tops})")
+            for note in r.get("notes", []):
+                print(f"  note: {note}")
     elif args.verb == "generate":
         options = {k: v for k, v in vars(args).items() if k not in ("verb", "run_dir", "json")}
         result = api.generate(args.run_dir, **options)

@@ -119,10 +119,6 @@ class DataConfig:
         _choice("task", self.task, TASK_CHOICES)
         if self.image_size is not None:
             self.image_hw()  # refuses a malformed size
-        for key, needs in (("target", "a table"), ("text_column", "labelled texts")):
-            if getattr(self, key) is not None and self.data_file is None:
-                raise UserError(f"{setting_name('data.' + key)} names a column of {needs} given with --data-file; "
-                                "give --data-file too.")  # fmt: skip
         for key in ("data_file", "column", "data_dir", "target", "text_column", "label_column", "split_column"):
             if getattr(self, key) is not None and not getattr(self, key).strip():
                 raise UserError(f"{setting_name('data.' + key)} must not be empty.")

@@ -37,8 +37,9 @@ class Interrupted(UserError):
     exit_code = 130
 
 
-# What `nnzoo train MODEL` trains with on a user's data (before flags and --set): the settings that worked on the
-# real sets of each kind (README's results table). Adam-family optimizers, as a user's data has no tuned recipe.
+# What `nnzoo train MODEL` trains with (before flags and --set), by the dataset's name or else its kind: the settings
+# that worked on the real sets of each kind (README's results table). Adam-family optimizers, as a user's data has
+# no tuned recipe; a dataset of none of these kinds trains with TrainConfig's defaults.
 STARTER_TRAIN: dict[str, dict[str, Any]] = {
     "image-folder": {"optimizer": "adamw", "lr": 1e-3, "epochs": 10, "batch_size": 64},
     "table": {
@@ -50,7 +51,7 @@ STARTER_TRAIN: dict[str, dict[str, Any]] = {
         "early_stopping_patience": 30,
         "log_every": 1000,
     },
-    "text-labels": {"optimizer": "adamw", "lr": 1e-3, "epochs": 10, "batch_size": 64},
+    "text-classification": {"optimizer": "adamw", "lr": 1e-3, "epochs": 10, "batch_size": 64},
 }
 
 
@@ -78,7 +79,8 @@ def starter_config(model: str, overrides: dict[str, Any] | None, sets: Sequence[
             probe.override(key, value)
     named = (overrides or {}).get("dataset") is not None or any(k in ("data.name", "name") for k, _ in sets)
     name = probe.data.name if named else user_dataset(probe.data)
-    train = TrainConfig(**STARTER_TRAIN.get(name, {}))
+    starter = STARTER_TRAIN.get(name) or STARTER_TRAIN.get(dataset_spec(name).corpus_kind or "", {})
+    train = TrainConfig(**starter)
     return RunConfig(model=model, description=f"{model} on your data ({name})", data=DataConfig(name=name),
                      train=train)  # fmt: skip
 

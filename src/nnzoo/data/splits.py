@@ -4,7 +4,7 @@
   or of labelled texts (``--split-column``) whose values say ``train``, ``val`` (or ``valid``, ``validation``,
   ``dev``) or ``test`` for each row.
 - Otherwise a fixed, seeded, stratified split: each class's samples (for a regression target, each tenth of the
-  target's range by quantile) are shuffled with ``data.split_seed`` and cut 80 / 10 / 10, so every split keeps
+  target's range by quantile, fewer for under 100 samples) are shuffled with ``data.split_seed`` and cut 80 / 10 / 10, so every split keeps
   the classes' proportions and the same data gives the same split on every machine. ``data.val_size`` (a fraction,
   or a count of samples) changes the validation share; 0 leaves validation out.
 """
@@ -33,7 +33,8 @@ def strata(y: torch.Tensor | np.ndarray, classes: bool) -> np.ndarray:
     y = np.asarray(y)
     if classes:
         return y.astype(np.int64)
-    edges = np.quantile(y, np.linspace(0, 1, 11)[1:-1])
+    bins = max(1, min(10, len(y) // 10))  # ten samples a bin at least, so every bin gives the test split one
+    edges = np.quantile(y, np.linspace(0, 1, bins + 1)[1:-1])
     return np.searchsorted(edges, y, side="right")
 
 

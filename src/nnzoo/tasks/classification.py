@@ -12,11 +12,14 @@ import torch
 from torch import nn
 
 from .. import reports
+from ..data.labelled_text import encode_texts
+from ..data.text import read_user_text
 from ..errors import UserError
 from ..export import ExportPlan, real_test_inputs
 from ..images import load_images
 from ..runs import LoadedRun, trainer_for
 from .base import History, Task
+from .tables import classification_baselines, is_table, model_outputs, read_rows, table_plan, write_rows
 
 if TYPE_CHECKING:
     from ..config import RunConfig
@@ -54,10 +57,22 @@ def classification_reports(history: History, data: Dataset, outputs: torch.Tenso
 
 
 def classification_metrics(test: dict[str, float], outputs: torch.Tensor | None, data: Dataset) -> dict[str, Any]:
-    """The majority baseline: the accuracy of always answering the test split's most common class, the number
-    any classifier has to beat (10% on the balanced image sets, about 40% on tang-authors)."""
+    """Macro-F1 (the mean of the classes' F1, so a rare class counts as much as a common one) and the majority
+    baseline: the accuracy of always answering the test split's most common class, the number any classifier has
+    to beat (10% on the balanced image sets, about 40% on tang-authors), and its macro-F1. A table's run also
+    fits a logistic regression on the same features (tasks/tables.py)."""
+    from sklearn.metrics import f1_score
+
     counts = torch.bincount(data.test.y, minlength=data.spec.num_classes)
-    return {"majority_baseline": counts.max().item() / max(len(data.test), 1)}
+    out: dict[str, Any] = {"majority_baseline": counts.max().item() / max(len(data.test), 1)}
+    if outputs is not None and len(outputs):
+        truth = data.test.y.numpy()
+        out["macro_f1"] = float(f1_score(truth, outputs.argmax(1).numpy(), average="macro"))
+        majority = torch.full_like(data.test.y, int(counts.argmax())).numpy()
+        out["majority_baseline_macro_f1"] = float(f1_score(truth, majority, average="macro"))
+    if is_table(data.spec):
+        out.update(classification_baselines(data))
+    return out
 
 
 class NormalizedClassifier(nn.Module):
@@ -75,10 +90,14 @@ class NormalizedClassifier(nn.Module):
 
 
 def classifier_plan(run: Any) -> ExportPlan:
-    """Images (CNN, MLP, ViT, an RNN or encoder reading rows) or padded text (character ids), by the data's shape."""
+    """Images (CNN, MLP, ViT, an RNN or encoder reading rows), padded text (character ids) or a table's raw
+    columns, by the data's kind."""
     spec = run.spec
     if spec.text_ids:
         return text_classifier_plan(run)
+    if is_table(spec):
+        return table_plan(run, "logits", "(batch, classes) float32; softmax gives the probabilities of class_names",
+                          regression=False)  # fmt: skip
     if len(spec.input_shape) != 3:
         raise UserError(f"Export of {spec.task} models on {spec.name} is not supported yet.")
     module = NormalizedClassifier(run.model, spec.mean, spec.std).eval()
@@ -115,13 +134,62 @@ def text_classifier_plan(run: Any) -> ExportPlan:
                       optimize=module is model)  # fmt: skip
 
 
+def classify(run: LoadedRun, paths: list[str], options: dict[str, Any]) -> list[dict[str, Any]]:
+    """`nnzoo predict` for a classifier, by what it was trained on: image files, texts, or the rows of a table."""
+    if is_table(run.spec):
+        return classify_rows(run, paths, options)
+    if run.spec.text_ids:
+        return classify_texts(run, paths, options)
+    return classify_images(run, paths, options)
+
+
+def _refuse_others(run: LoadedRun, options: dict[str, Any], allowed: tuple[str, ...], what: str) -> None:
+    unused = [k for k, v in options.items() if v is not None and k not in ("top_k", "device", *allowed)]
+    if unused:  # a flag of another task's predict (--column is a forecaster's)
+        flag = "--" + unused[0].replace("_", "-")
+        raise UserError(f"{flag} has no meaning for {run.run_dir}, a classifier of {what}.")
+
+
+def classify_rows(run: LoadedRun, paths: list[str], options: dict[str, Any]) -> list[dict[str, Any]]:
+    """The label of each row of a table file, with its probability, written beside the rows."""
+    df, x, path = read_rows(run, paths, options)
+    probs = model_outputs(run, x, options.get("device")).softmax(1)
+    names = run.spec.class_names
+    target = run.spec.extra["target"]
+    best = probs.argmax(1)
+    columns = {target: [names[int(i)] for i in best], f"{target}_probability": probs.max(1).values.tolist()}
+    written = write_rows(df, columns, path, options.get("out"))
+    shown = "\n".join(f"  row {i + 1}: {names[int(k)]} ({100 * float(p.max()):.1f}%)"
+                      for i, (k, p) in enumerate(zip(best[:10], probs[:10])))  # fmt: skip
+    more = f"\n  ... {len(best) - 10} more" if len(best) > 10 else ""
+    text = f"wrote {written['file']}: {written['rows']} rows with the predicted {target}\n{shown}{more}"
+    return [{**written, "predictions": [classification_result(p, names, options.get("top_k", 3)) for p in probs],
+             "text": text}]  # fmt: skip
+
+
+def classify_texts(run: LoadedRun, paths: list[str], options: dict[str, Any]) -> list[dict[str, Any]]:
+    """`nnzoo predict RUN --text "..."` (or --text-file F, one text a line): the label of each text."""
+    _refuse_others(run, options, ("text", "text_file"), "texts")
+    texts = list(options.get("text") or [])
+    if options.get("text_file"):
+        texts += [line for line in read_user_text(options["text_file"]).splitlines() if line.strip()]
+    if paths:
+        raise UserError(f"{run.run_dir} classifies texts: give them with --text \"...\" or --text-file FILE "
+                        "(one text a line), not as files.")  # fmt: skip
+    if not texts:
+        raise UserError('Give a text to classify with --text "..." or --text-file FILE (one text a line).')
+    ids, notes = encode_texts(run.spec, texts)
+    probs = trainer_for(run, options.get("device")).predict(ids).softmax(1)
+    top_k = options.get("top_k", 3)
+    return [{"text_in": t, "file": t if len(t) <= 40 else t[:39] + "…", "notes": n,
+             **classification_result(p, run.spec.class_names, top_k)}
+            for t, n, p in zip(texts, notes, probs)]  # fmt: skip
+
+
 def classify_images(run: LoadedRun, paths: list[str], options: dict[str, Any]) -> list[dict[str, Any]]:
     """`nnzoo predict` for a classifier: class and probabilities of each image file (any size: see images.py)."""
     top_k, device = options.get("top_k", 3), options.get("device")
-    unused = [k for k, v in options.items() if v is not None and k not in ("top_k", "device")]
-    if unused:  # a flag of another task's predict (--column is a forecaster's)
-        flag = "--" + unused[0].replace("_", "-")
-        raise UserError(f"{flag} has no meaning for {run.run_dir}, a classifier: it labels the image files given.")
+    _refuse_others(run, options, (), "images: it labels the image files given")
     if not paths:
         raise UserError("Give at least one image file to predict.")
     x = load_images(list(paths), run.spec)
@@ -141,4 +209,4 @@ def confusion(run: LoadedRun, data: Dataset, outputs: torch.Tensor | None) -> di
 
 
 TASK = Task("classification", extra_metrics=classification_metrics, write_reports=classification_reports,
-            export=classifier_plan, predict=classify_images, evaluation=confusion)  # fmt: skip
+            export=classifier_plan, predict=classify, evaluation=confusion)  # fmt: skip

@@ -137,6 +137,9 @@ def forecast_future(run: LoadedRun, inputs: list[str], options: dict[str, Any]) 
     """The next ``horizon`` values after the end of the run's series, or after the end of a CSV given."""
 
     spec, cfg = run.spec, run.config.data
+    unused = [k for k, v in options.items() if v is not None and k not in ("top_k", "device", "column", "data_dir")]
+    if unused:
+        raise UserError(f"--{unused[0].replace('_', '-')} has no meaning for {run.run_dir}, a forecaster.")
     if len(inputs) > 1:
         raise UserError("Give at most one CSV file to forecast from (its last values are the model's input).")
     if inputs:

@@ -1,0 +1,162 @@
+"""Labelled texts: a user's CSV / TSV / JSONL file of (text, label) rows (``--data-file reviews.csv --text-column
+review --label-column label``) and ChnSentiCorp, 7,766 Chinese hotel reviews, through the same loader.
+
+A text becomes character ids exactly as tang-authors' poems do (data/tang_authors.py): the vocabulary is the
+characters of the training texts (id 0 for one never seen), each text is cut to ``data.seq_len`` characters or
+followed by ``pad_id`` up to it, and the models mask the padding. Rows with an empty text or no label are dropped
+and counted in the data's description. The split rule is data/splits.py's (stratified 80/10/10 by label, or
+``--split-column``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..config import DataConfig
+from ..errors import UserError
+from .registry import register_dataset
+from .sources import RemoteFile, Source, locate
+from .spec import Dataset, DataSpec, Split
+from .splits import given_split, strata, stratified_split
+from .tables import decode_text, read_table, require_column
+from .tang_authors import encode_padded
+from .text import CharVocab
+
+DEFAULT_LABEL_COLUMN = "label"
+
+
+def read_labelled(path: Path) -> Any:
+    """A CSV / TSV (pandas) or JSONL (one JSON object a line) file as a DataFrame."""
+    import pandas as pd
+
+    if path.suffix.lower() not in (".jsonl", ".ndjson"):
+        return read_table(path, "Text file")
+    rows = []
+    for line_no, line in enumerate(decode_text(path, "Text file").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path}, line {line_no} is not JSON ({e.msg}); JSONL holds one object a line.") from None
+        if not isinstance(row, dict):
+            raise UserError(f"{path}, line {line_no} holds a {type(row).__name__}, not an object of named fields.")
+        rows.append(row)
+    if not rows:
+        raise UserError(f"{path} holds no rows.")
+    return pd.DataFrame(rows)
+
+
+def _present(v: Any) -> bool:
+    return v is not None and not (isinstance(v, float) and np.isnan(v)) and str(v).strip() != ""
+
+
+def _label(v: Any) -> str:
+    return str(int(v)) if isinstance(v, (float, np.floating)) and float(v).is_integer() else str(v).strip()
+
+
+def labelled_dataset(name: str, df: Any, cfg: DataConfig, source: str, text_column: str, label_column: str,
+                     extra_notes: tuple[str, ...] = ()) -> Dataset:  # fmt: skip
+    require_column(df, text_column, source, "--text-column")
+    require_column(df, label_column, source, "--label-column")
+    if text_column == label_column:
+        raise UserError("--text-column and --label-column name the same column.")
+    if cfg.split_column is not None:
+        require_column(df, cfg.split_column, source, "--split-column")
+    keep = np.array([_present(t) and _present(lab) for t, lab in zip(df[text_column], df[label_column])])
+    dropped = int((~keep).sum())
+    df = df[keep].reset_index(drop=True)
+    texts = [str(t) for t in df[text_column]]
+    labels = [_label(v) for v in df[label_column]]
+    class_names = sorted(set(labels), key=lambda s: (not s.lstrip("-").isdigit(), int(s) if s.lstrip("-").isdigit()
+                                                     else 0, s))  # fmt: skip
+    if len(class_names) < 2:
+        raise UserError(f"{source}: the labels ({label_column!r}) hold one value only"
+                        f"{' (' + repr(class_names[0]) + ')' if class_names else ''}; there is nothing to learn.")  # fmt: skip
+    y_all = np.array([class_names.index(v) for v in labels], dtype=np.int64)
+    if cfg.split_column is not None:
+        train_i, val_i, test_i = given_split(df[cfg.split_column].tolist(), f"{source}, column {cfg.split_column!r}")
+        unseen = sorted({labels[i] for i in np.concatenate([val_i, test_i])} - {labels[i] for i in train_i})
+        if unseen:
+            raise UserError(f"{source}: the label{'s' if len(unseen) > 1 else ''} {', '.join(map(repr, unseen))} of "
+                            "the validation or test rows never appear in the training rows.")  # fmt: skip
+    else:
+        train_i, val_i, test_i = stratified_split(strata(y_all, True), cfg)
+    vocab = CharVocab.from_text("".join(texts[i] for i in train_i))
+    pad_id = len(vocab)
+    y = torch.from_numpy(y_all)
+
+    def split(idx: np.ndarray) -> Split:
+        return Split(encode_padded([texts[i] for i in idx], vocab, cfg.seq_len, pad_id), y[idx])
+
+    train, val, test = split(train_i), split(val_i) if len(val_i) else None, split(test_i)
+    if cfg.limit_train:
+        train = train.subset(slice(0, cfg.limit_train))
+    if cfg.limit_test:
+        test = test.subset(slice(0, cfg.limit_test))
+    lengths = np.array([len(texts[i]) for i in train_i])
+    cut = float((lengths > cfg.seq_len).mean())
+    spec = DataSpec(name, task="classification", input_shape=(cfg.seq_len,), num_classes=len(class_names),
+                    class_names=class_names,
+                    extra={"kind": "text-classification", "vocab": vocab.chars, "pad_id": pad_id,
+                           "vocab_size": pad_id + 1, "truncated_at": cfg.seq_len, "text_column": text_column,
+                           "label_column": label_column})  # fmt: skip
+    notes = [*extra_notes, f"{100 * cut:.0f}% of training texts longer than data.seq_len={cfg.seq_len} are cut"]
+    if dropped:
+        notes.append(f"{dropped} row{'s' if dropped > 1 else ''} without a text or a label dropped")
+    return Dataset(spec, train, val, test, f"{source}; {'; '.join(notes)}")
+
+
+TEXT_READS = ("data_file", "text_column", "label_column", "split_column")
+
+
+@register_dataset(DataSpec("text-labels", extra={"kind": "text-classification"}),
+                  help="your own labelled texts: --data-file FILE.csv|.tsv|.jsonl --text-column C [--label-column L]",
+                  reads=TEXT_READS)  # fmt: skip
+def text_labels(cfg: DataConfig) -> Dataset:
+    if not cfg.data_file or not cfg.text_column:
+        raise UserError("The text-labels dataset needs --data-file FILE (CSV, TSV or JSONL) and --text-column COLUMN "
+                        "(and --label-column COLUMN unless it is called 'label').")  # fmt: skip
+    path = Path(cfg.data_file)
+    return labelled_dataset(path.stem, read_labelled(path), cfg, str(path), cfg.text_column,
+                            cfg.label_column or DEFAULT_LABEL_COLUMN)  # fmt: skip
+
+
+CHNSENTICORP = Source(
+    name="ChnSentiCorp hotel reviews (SophonPlus/ChineseNlpCorpus)",
+    folders=("ChineseNlpCorpus/datasets/ChnSentiCorp_htl_all", "ChnSentiCorp_htl_all", "chnsenticorp"),
+    files=(RemoteFile("ChnSentiCorp_htl_all.csv", "8824a3e3f27de0831389fde01df425da"),),
+    mirrors=("https://raw.githubusercontent.com/SophonPlus/ChineseNlpCorpus/master/datasets/ChnSentiCorp_htl_all/",),
+)
+
+
+@register_dataset(DataSpec("chnsenticorp", class_names=["negative", "positive"], extra={"kind": "text-classification"}),
+                  help="ChnSentiCorp: 7,766 Chinese hotel reviews (Ctrip), positive or negative (Tan Songbo)",
+                  reads=("split_column",))  # fmt: skip
+def chnsenticorp(cfg: DataConfig) -> Dataset:
+    path = locate(CHNSENTICORP, cfg.data_dir, cfg.download)["ChnSentiCorp_htl_all.csv"]
+    df = read_table(path)
+    df["label"] = ["positive" if _label(v) == "1" else "negative" if _label(v) == "0" else v for v in df["label"]]
+    return labelled_dataset("chnsenticorp", df, cfg, str(path), "review", "label")
+
+
+def encode_texts(spec: DataSpec, texts: list[str]) -> tuple[torch.Tensor, list[list[str]]]:
+    """Texts given at predict or serve time as the training texts were encoded, with notes on what was cut or
+    unknown: (N, seq_len) int64 ids."""
+    vocab = CharVocab(list(spec.extra["vocab"]))
+    seq_len = spec.input_shape[0]
+    notes = []
+    for t in texts:
+        n = []
+        if len(t) > seq_len:
+            n.append(f"the model reads the first {seq_len} characters; the other {len(t) - seq_len} were cut")
+        unknown = vocab.unknown(t[:seq_len])
+        if unknown:
+            n.append(f"{len(unknown)} character(s) never seen in training read as unknown: {''.join(unknown[:20])}")
+        notes.append(n)
+    return encode_padded(texts, vocab, seq_len, spec.extra["pad_id"]).long(), notes
