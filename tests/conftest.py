@@ -171,6 +171,30 @@ def serve_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return runs
 
 
+@pytest.fixture(scope="session")
+def table_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two table models trained two steps on bundled tables: penguins (a classifier, with text columns and gaps)
+    and diabetes (a regressor)."""
+    from nnzoo.cli import main
+
+    root = tmp_path_factory.mktemp("table-runs")
+    runs = {name: root / name for name in ("penguins", "diabetes")}
+    for name, run in runs.items():
+        argv = [
+            "train",
+            f"{name}-mlp",
+            "--out",
+            str(run),
+            "--max-steps",
+            "2",
+            "--quiet",
+            "--set",
+            "model_args.hidden=[16]",
+        ]
+        assert main(argv) == 0, name
+    return runs
+
+
 class StopAfter(Callback):
     """Simulates Ctrl-C right after epoch ``n`` was checkpointed (the resume tests of every family)."""
 

@@ -371,6 +371,39 @@ def test_core_works_without_fastapi_and_serve_names_the_extra(serve_runs: dict[s
     assert r.stdout == ""
 
 
+def test_table_models_take_a_row(table_runs: dict[str, Path]) -> None:
+    """A table classifier and a regressor: JSON {"row": {...}} (null for a gap) -> the answer `nnzoo predict` gives
+    for the same row; a missing column, an unknown one or a malformed body -> 4xx with one sentence."""
+    import pandas as pd
+
+    app = build_app([table_runs["penguins"], table_runs["diabetes"]], device="cpu")
+    row = {"island": "Dream", "bill_length_mm": 45.0, "bill_depth_mm": 17.0, "flipper_length_mm": 200,
+           "body_mass_g": None, "sex": None, "year": 2008}  # fmt: skip
+    with TestClient(app) as c:
+        info = {m["name"]: m for m in c.get("/v1/models").json()["models"]}
+        assert info["penguins"]["kind"] == info["diabetes"]["kind"] == "table"
+        assert {"name": "island", "type": "category", "categories": ["Biscoe", "Dream", "Torgersen"]} in \
+            info["penguins"]["columns"]  # fmt: skip
+        body = c.post("/v1/models/penguins/predict?top_k=3", json={"row": row}).json()
+        assert body["label"] in ("Adelie", "Chinstrap", "Gentoo") and len(body["top_k"]) == 3
+        loaded = api.load_run(table_runs["penguins"])
+        from nnzoo.data.tables import encode_rows
+
+        with torch.no_grad():
+            expected = loaded.model.eval()(encode_rows(loaded.spec, pd.DataFrame([row]), "row")).softmax(1)[0]
+        assert abs(body["probability"] - float(expected.max())) < 2e-2
+        patient = {"age": 50, "sex": 1, "bmi": 30.0, "bp": 90, "s1": 200, "s2": 120, "s3": 45, "s4": 4, "s5": 4.8,
+                   "s6": 90}  # fmt: skip
+        value = c.post("/v1/models/diabetes/predict", json={"row": patient}).json()
+        assert value["target"] == "target" and np.isfinite(value["value"])
+        for bad, words in [({"row": {**row, "wings": 2}}, "never saw the column 'wings'"),
+                           ({"row": {"island": "Dream"}}, "lacks the columns"),
+                           ({"rows": [row]}, 'takes JSON {"row"'), ({"row": {"island": [1]}}, "numbers, text, or null"),
+                           ({"row": {**row, "bill_length_mm": "long"}}, "holds 'long'")]:  # fmt: skip
+            r = c.post("/v1/models/penguins/predict", json=bad)
+            assert 400 <= r.status_code < 500 and words in r.json()["error"], (bad, r.json())
+
+
 def test_a_text_classifier_takes_text(serve_runs: dict[str, Path], authors_run: Path) -> None:
     """tang-authors: who wrote this poem? JSON {"text": ...} -> the poets with probabilities; bad bodies -> 4xx."""
     from nnzoo.data.tang_authors import POETS

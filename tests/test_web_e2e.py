@@ -1,5 +1,5 @@
 """The web page of `nnzoo serve` in a real browser (Debian's chromium, driven by Playwright): draw a digit with the
-mouse and read the probabilities shown, ask who wrote a poem, write an acrostic poem and a continued prompt, draw
+mouse and read the probabilities shown, ask who wrote a poem, fill in a table row (a classifier and a regressor), write an acrostic poem and a continued prompt, draw
 new GAN samples.
 
 Skipped, with the reason, only where chromium or Playwright is missing (.ci/run installs both).
@@ -140,7 +140,7 @@ def test_who_wrote_this_poem(browser, authors_run: Path) -> None:
     with running([authors_run]) as base:
         page, errors = open_page(browser, base)
         assert page.is_visible("#authors") and not page.is_visible("#draw") and not page.is_visible("#write")
-        assert "Who wrote this poem? · 这首诗是谁写的？" in page.inner_text("#authors h2")
+        assert "Classify a text · 文本分类" in page.inner_text("#authors h2")
         poem = "國破山河在，城春草木深。感時花濺淚，恨別鳥驚心。烽火連三月，家書抵萬金。"  # 50 characters, some unseen
         page.fill("#authors-text", poem)
         with page.expect_request(lambda r: r.url.endswith("/v1/models/tang-authors-lstm/predict?top_k=5")) as sent:
@@ -161,6 +161,32 @@ def test_who_wrote_this_poem(browser, authors_run: Path) -> None:
         page.wait_for_function("document.querySelector('#authors-error').textContent.length > 0")
         assert "some text in it" in page.inner_text("#authors-error") and page.inner_text("#authors-probs") == ""
         assert errors == []
+
+
+def test_a_table_row_form(browser, table_runs: dict[str, Path]) -> None:  # noqa: ANN001
+    """A table model's section: a field per column (numbers start at the training median, text columns offer the
+    categories seen and "missing"), the row is sent as JSON and the answer shown: bars for a classifier, a value
+    for a regressor."""
+    with running([table_runs["penguins"], table_runs["diabetes"]]) as base:
+        page, errors = open_page(browser, base)
+        assert page.is_visible("#table") and not page.is_visible("#draw") and not page.is_visible("#authors")
+        names = page.eval_on_selector_all("#table-form [name]", "els => els.map(e => e.name)")
+        assert names == ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "year", "island", "sex"]
+        page.select_option("#table-form [name=sex]", "")  # a missing cell
+        page.fill("#table-form [name=body_mass_g]", "5000")
+        with page.expect_request(lambda r: "/v1/models/penguins/predict" in r.url) as sent:
+            page.click("#table-button")
+        row = json.loads(sent.value.post_data)["row"]
+        assert row["sex"] is None and row["body_mass_g"] == 5000 and row["island"] == "Biscoe"
+        page.wait_for_function("document.querySelectorAll('#table-probs li').length === 3")
+        with httpx.Client(trust_env=False, timeout=30) as client:
+            answer = client.post(base + "v1/models/penguins/predict?top_k=3", json={"row": row}).json()
+        assert page.inner_text("#table-prediction").startswith(f"{answer['label']} · ")
+        page.select_option("#table-model", "diabetes")
+        assert "bmi" in page.eval_on_selector_all("#table-form [name]", "els => els.map(e => e.name)")
+        page.click("#table-button")
+        page.wait_for_function("document.querySelector('#table-prediction').textContent.startsWith('target ≈')")
+        assert page.inner_text("#table-probs") == "" and errors == []
 
 
 def test_sections_follow_the_models_loaded(browser, serve_runs: dict[str, Path]) -> None:  # noqa: ANN001

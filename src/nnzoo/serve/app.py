@@ -7,7 +7,8 @@ Endpoints (OpenAPI docs at /docs):
   GET  /v1/models                     every model (name, family, task, classes or vocabulary size, input shape)
                                       and the server's limits
   POST /v1/models/{name}/predict      an image as a multipart file field ``file``, or JSON {"pixels": [[...]]}
-                                      (a text classifier: JSON {"text": "..."});
+                                      (a text classifier: JSON {"text": "..."}; a table model: JSON
+                                      {"row": {"column": value}}, null for a gap);
                                       ?top_k=3 -> the label and the top-k classes with probabilities;
                                       ?show_input=true adds the prepared image the model saw
   POST /v1/models/{name}/generate     JSON options -> text (language models), or a PNG grid (GAN / VAE); with
@@ -106,9 +107,12 @@ def create_app(models: dict[str, Served], body_timeout: float = limits.BODY_TIME
     async def predict(name: str, request: Request, top_k: int = Query(3, ge=1),
                       show_input: bool = Query(False, description="images: answer with the model's input too, "
                                                "as `input` (what the web page shows)")) -> dict[str, Any]:  # fmt: skip
-        """Class probabilities for one image (a multipart file field `file`, or JSON {"pixels": [[...]]}), or for
-        one text for a text classifier (JSON {"text": "..."})."""
+        """Class probabilities for one image (a multipart file field `file`, or JSON {"pixels": [[...]]}), for
+        one text for a text classifier (JSON {"text": "..."}), or the answer for one row of a table model (JSON
+        {"row": {"column": value}}: class probabilities, or the predicted value of a regressor)."""
         served = get(name)
+        if served.kind == "table":
+            return await served.predict_row(await _row(request), top_k)  # type: ignore[attr-defined]
         if served.kind == "text-classifier":
             ids, notes = served.encode(await _text(request))  # type: ignore[attr-defined]
             return {**await served.predict(ids, top_k), "notes": notes}
@@ -178,6 +182,20 @@ async def _text(request: Request) -> str:
     if len(text) > limits.MAX_TEXT_CHARS:
         raise Invalid(f"The text has {len(text):,} characters; the limit is {limits.MAX_TEXT_CHARS:,}.")
     return text.strip()
+
+
+async def _row(request: Request) -> dict[str, Any]:
+    try:
+        payload = json.loads(await request.body())
+    except (ValueError, RecursionError):
+        raise Invalid('Send the row as JSON {"row": {"column": value, ...}}.') from None
+    row = payload.get("row") if isinstance(payload, dict) else None
+    if not isinstance(row, dict) or not all(v is None or isinstance(v, (str, int, float)) for v in row.values()):
+        raise Invalid('A table model takes JSON {"row": {"column": value, ...}}: numbers, text, or null for a gap.')
+    extra = sorted(set(payload) - {"row"})
+    if extra:
+        raise Invalid(f"Unknown field {extra[0]!r}: a JSON predict body for a table holds only row.")
+    return row
 
 
 async def _pixels(request: Request) -> Any:

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from ..data.tables import TableEncoding, encode_rows
 from ..errors import UserError
 from ..models import MODELS
 from ..registry import Registry
@@ -28,6 +29,7 @@ from ..tasks import generate as generate_for_task
 from ..tasks.classification import classification_result
 from ..tasks.generative import sample_images
 from ..tasks.generative.pictures import grid_array
+from ..tasks.tables import is_table, to_units
 from .batching import Batcher
 from .limits import BATCH_WAIT_MS, MAX_BATCH, MAX_PENDING, MAX_SEED, Busy, Invalid, ServeError
 
@@ -224,13 +226,59 @@ def _seed(options: dict[str, Any]) -> int:
     return random.SystemRandom().randrange(MAX_SEED + 1) if seed is None else int(seed)
 
 
+class TableModel(Served):
+    """A classifier or regressor of table rows: a row is sent as JSON {"row": {"column": value, ...}} (null for a
+    missing cell) and encoded as the training rows were (data/tables.py), so the page can offer a form of the
+    columns: a number field for each numeric column, a choice of the categories seen in training for each other."""
+
+    kind = "table"
+    endpoints = ("predict",)
+
+    def __init__(self, name: str, run: LoadedRun, settings: Settings):
+        super().__init__(name, run, settings)
+        tc = dataclasses.replace(run.config.train, device=settings.device, compile=False, num_threads=None)
+        self.trainer = Runner(run.model, tc, spec=run.spec)
+        self.encoding = TableEncoding.from_dict(run.spec.extra["table"])
+
+    def info(self) -> dict[str, Any]:
+        spec, enc = self.run.spec, self.encoding
+        columns = [{"name": c["name"], "type": "number", "median": c["median"]} for c in enc.numeric]
+        columns += [{"name": c["name"], "type": "category", "categories": c["categories"]} for c in enc.categorical]
+        return {**super().info(), "target": spec.extra["target"], "columns": columns, "classes": spec.class_names,
+                "num_classes": spec.num_classes}  # fmt: skip
+
+    def answer(self, row: dict[str, Any], top_k: int) -> dict[str, Any]:
+        import pandas as pd
+
+        unknown = sorted(set(row) - set(self.encoding.columns) - set(self.encoding.dropped))
+        if unknown:
+            raise Invalid(f"{self.name} never saw the column {unknown[0]!r}; its columns are "
+                          f"{', '.join(self.encoding.columns)}.")  # fmt: skip
+        x = encode_rows(self.run.spec, pd.DataFrame([row]), "the row")
+        out = self.trainer.predict(x)[0]
+        target = self.run.spec.extra["target"]
+        if self.run.spec.task == "regression":
+            return {"model": self.name, "target": target, "value": float(to_units(out.view(1), self.run.spec)[0])}
+        k = self.run.spec.num_classes
+        if not 1 <= top_k <= k:
+            raise Invalid(f"top_k must be between 1 and {k} (the classes of {self.name}), not {top_k}.")
+        return {"model": self.name, "target": target,
+                **classification_result(out.softmax(0), self.run.spec.class_names, top_k)}  # fmt: skip
+
+    async def predict_row(self, row: dict[str, Any], top_k: int) -> dict[str, Any]:
+        return await self.in_thread(self.answer, row, top_k)
+
+
 def _classifier(name: str, run: LoadedRun, settings: Settings) -> Served:
-    """Images, or texts of character ids (a dataset whose spec gives a pad_id)."""
+    """Images, texts of character ids (a dataset whose spec gives a pad_id), or the rows of a table."""
+    if is_table(run.spec):
+        return TableModel(name, run, settings)
     return (TextClassifier if run.spec.text_ids else ImageClassifier)(name, run, settings)
 
 
 SERVED: Registry[Callable[[str, LoadedRun, Settings], Served]] = Registry("servable task")
 SERVED.add("classification", _classifier)
+SERVED.add("regression", TableModel)
 SERVED.add("language-model", TextGenerator)
 SERVED.add("gan", ImageGenerator)
 SERVED.add("autoencoder", ImageGenerator)
@@ -247,8 +295,8 @@ def load_models(run_dirs: list[str | Path], settings: Settings | None = None) ->
         run = load_run(run_dir)
         task = run.spec.task
         if task not in SERVED:
-            raise UserError(f"{run_dir} holds a {task} model ({run.config.model}); nnzoo serve takes image "
-                            "and text classifiers, language models, GANs and autoencoders.")  # fmt: skip
+            raise UserError(f"{run_dir} holds a {task} model ({run.config.model}); nnzoo serve takes image, "
+                            "text and table classifiers, table regressors, language models, GANs and autoencoders.")  # fmt: skip
         base = Path(run_dir).resolve().name
         name, k = base, 1
         while name in models:

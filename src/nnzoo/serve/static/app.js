@@ -1,6 +1,6 @@
 // The page of `nnzoo serve`: plain JavaScript, no build step. It asks GET /v1/models what is loaded and shows a
-// section per kind: draw a digit (image classifiers), who wrote this poem (text classifiers), write a poem
-// (language models), a gallery (GANs and VAEs).
+// section per kind: draw a digit (image classifiers), classify a text (text classifiers), a form of a table row
+// (table classifiers and regressors), write a poem (language models), a gallery (GANs and VAEs).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -193,6 +193,56 @@ $("authors-button").addEventListener("click", () => {
   });
 });
 
+// ---- a table row ---------------------------------------------------------------------------------------------
+function showTableForm() {
+  const model = chosen($("table-model"));
+  const form = $("table-form");
+  form.innerHTML = "";
+  if (!model) return;
+  for (const column of model.columns) {
+    const label = document.createElement("label");
+    label.textContent = column.name + " ";
+    let input;
+    if (column.type === "number") {
+      input = document.createElement("input");
+      input.type = "number";
+      input.step = "any";
+      input.value = String(Number(column.median.toPrecision(6)));
+    } else {
+      input = document.createElement("select");
+      for (const value of ["", ...column.categories]) {
+        const option = document.createElement("option");
+        option.value = value;
+        option.textContent = value === "" ? "(missing 缺失)" : value;
+        input.appendChild(option);
+      }
+      input.value = column.categories[0] ?? "";
+    }
+    input.name = column.name;
+    input.dataset.type = column.type;
+    label.appendChild(input);
+    form.appendChild(label);
+  }
+}
+$("table-model").addEventListener("change", showTableForm);
+
+$("table-button").addEventListener("click", () => {
+  const model = chosen($("table-model"));
+  const row = {};
+  for (const input of $("table-form").querySelectorAll("input, select")) {
+    const v = input.value.trim();
+    row[input.name] = v === "" ? null : input.dataset.type === "number" ? Number(v) : v;
+  }
+  $("table-prediction").textContent = "";
+  $("table-probs").innerHTML = "";
+  return whileBusy($("table-button"), $("table-error"), async () => {
+    const k = Math.max(1, model.num_classes);
+    const r = await api(`/v1/models/${encodeURIComponent(model.name)}/predict?top_k=${k}`, {row});
+    if (r.value !== undefined) $("table-prediction").textContent = `${r.target} ≈ ${Number(r.value.toPrecision(5))}`;
+    else showProbabilities(model, r, $("table-prediction"), $("table-probs"));
+  });
+});
+
 // ---- write a poem ---------------------------------------------------------------------------------------------
 function showAcrosticField() {
   const model = chosen($("write-model"));
@@ -256,15 +306,18 @@ async function start() {
     const of = (kind, test = () => true) => models.filter((m) => m.kind === kind && test(m));
     const classifiers = of("classifier");
     const readers = of("text-classifier");
+    const tables = of("table");
     const writers = of("text");
     const drawers = of("images", (m) => m.can_sample);
     $("draw").hidden = classifiers.length === 0;
     $("authors").hidden = readers.length === 0;
     $("write").hidden = writers.length === 0;
     $("gallery").hidden = drawers.length === 0;
-    $("none").hidden = classifiers.length + readers.length + writers.length + drawers.length > 0;
+    $("table").hidden = tables.length === 0;
+    $("none").hidden = classifiers.length + readers.length + tables.length + writers.length + drawers.length > 0;
     fillSelect($("draw-model"), classifiers);
     fillSelect($("authors-model"), readers);
+    fillSelect($("table-model"), tables);
     fillSelect($("write-model"), writers);
     fillSelect($("gallery-model"), drawers);
     $("prompt").maxLength = limits.max_prompt_chars;
@@ -274,6 +327,7 @@ async function start() {
     clearCanvas();
     showAcrosticField();
     showLabelField();
+    showTableForm();
     if (drawers.length) newSamples();
     $("status").textContent = `${models.length} model(s) loaded · 已加载 ${models.length} 个模型`;
     document.body.dataset.ready = "true";
