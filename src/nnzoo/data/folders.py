@@ -251,17 +251,18 @@ def _check_counts(listing: Listing, labels: np.ndarray, splits: np.ndarray) -> N
 # ---- the split ---------------------------------------------------------------------------------------------------
 def split_indices(labels: np.ndarray, splits: np.ndarray, cfg: DataConfig) -> list[np.ndarray]:
     """Indices of train / val / test: the user's split where given, the rest cut by data/splits.py's rule."""
-    if (splits < 0).all():
-        return list(stratified_split(strata(labels, classes=True), cfg))
     given = [np.flatnonzero(splits == k) for k in range(3)]
-    train = given[0]
+    train = np.flatnonzero(splits <= 0)  # no split folders, or train/
     if len(given[1]) and len(given[2]):
         return given
     if len(given[2]):  # no val/: validation from train/, stratified, data.val_size of it
         keep, val, _ = stratified_split(labels[train], cfg, test_fraction=0.0)
         return [train[keep], train[val], given[2]]
-    keep, _, test = stratified_split(labels[train], replace(cfg, val_size=0))  # no test/: cut from train/
-    return [train[keep], given[1], train[test]]
+    if len(given[1]):  # no test/: the test split from train/, stratified
+        keep, _, test = stratified_split(labels[train], replace(cfg, val_size=0))
+        return [train[keep], given[1], train[test]]
+    keep, val, test = stratified_split(strata(labels[train], classes=True), cfg)  # train/ alone is a plain folder
+    return [train[keep], train[val], train[test]]
 
 
 def _limited(split: Split, limit: int | None, seed: int) -> Split:
@@ -299,7 +300,7 @@ def channel_stats(x: torch.Tensor, chunk: int = 4096) -> tuple[tuple[float, ...]
 
 def _source(listing: Listing, decoded: Decoded, splits: np.ndarray, cfg: DataConfig) -> str:
     """The line the run prints: the folder, its classes, the split rule and what was left out."""
-    given = sorted({SPLIT_FOLDERS[k] + "/" for k in np.unique(splits) if k >= 0})
+    given = [SPLIT_FOLDERS[k] + "/" for k in np.unique(splits) if k >= 0]  # in train, val, test order
     rule = f"your {' '.join(given)} split" if given else f"a seeded 80/10/10 split (data.split_seed={cfg.split_seed})"
     left = [f"{listing.ignored} other files ignored"] if listing.ignored else []
     left += [f"{len(decoded.skipped)} unreadable skipped"] if decoded.skipped else []
@@ -448,7 +449,7 @@ def to_pixels(img: Image.Image, hw: tuple[int, int] | None, channels: int | None
     img = _flat(img)
     if hw is not None and img.size != (hw[1], hw[0]):
         img = img.resize((hw[1], hw[0]), Image.Resampling.BILINEAR, reducing_gap=3.0)
-    a = np.asarray(img, dtype=np.uint8)
+    a = np.array(img, dtype=np.uint8)  # a copy: writable, as torch.from_numpy wants
     a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
     if a.shape[0] == 3 and channels != 3 and (a[0] == a[1]).all() and (a[0] == a[2]).all():
         a = a[:1]
