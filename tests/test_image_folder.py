@@ -192,6 +192,16 @@ def test_the_cache_is_read_then_rebuilt_when_a_file_changes(tmp_path: Path, monk
     assert "decoded and cached" in load_dataset("image-folder", data_dir=str(folder)).source
 
 
+def test_a_pool_of_processes_decodes_as_this_process_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    listing = folders.scan(write_colours(tmp_path / "f", n=10))
+    alone = folders.decode_folder(listing, (8, 8))
+    monkeypatch.setattr(folders, "POOL_FROM", 1)
+    monkeypatch.setattr(folders, "CHUNK", 7)
+    monkeypatch.setattr(folders, "_cores", lambda: 2)
+    pooled = folders.decode_folder(listing, (8, 8))
+    assert pooled.files == alone.files and torch.equal(pooled.x, alone.x)
+
+
 def test_a_given_split_is_respected(tmp_path: Path) -> None:
     root = tmp_path / "split"
     for part, n in (("train", 12), ("valid", 3), ("test", 4)):
@@ -214,10 +224,11 @@ def test_image_size_resizes_and_skip_bad_files_warns(tmp_path: Path) -> None:
     folder = write_colours(tmp_path / "f", n=10)
     Image.fromarray(colour_image(COLOURS["red"], np.random.default_rng(0), (30, 20))).save(folder / "red" / "big.png")
     (folder / "blue" / "broken.png").write_bytes((folder / "blue" / "00.png").read_bytes()[:60])
+    Image.fromarray(colour_image(COLOURS["green"], np.random.default_rng(1), (40, 50))).save(folder / "green" / "p.jpg")
     with pytest.warns(UserWarning, match=r"skipped .*broken\.png"):
         data = load_dataset("image-folder", data_dir=str(folder), image_size="8x10", skip_bad_files=True)
     assert data.spec.input_shape == (3, 8, 10)
-    assert len(data.train) + len(data.val) + len(data.test) == 31  # 32 files, one unreadable
+    assert len(data.train) + len(data.val) + len(data.test) == 32  # 33 files, one unreadable
     assert "1 unreadable skipped" in data.source
 
 
