@@ -323,10 +323,11 @@ def load_images(listing: Listing, hw: tuple[int, int] | None) -> Decoded:
 
 
 def cache_path(listing: Listing, hw: tuple[int, int] | None) -> Path:
-    """``cache_dir()/image-folder/FOLDER-CONTENT.pt``: FOLDER hashes the folder's path (so a new version of it
-    replaces the old file), CONTENT every image's relative path, size and mtime_ns and the decoding settings. The
-    channels are no setting: they follow from the images, which the key already covers."""
-    folder = hashlib.sha256(str(listing.root).encode()).hexdigest()[:16]
+    """``cache_dir()/image-folder/FOLDER-CONTENT.pt``: FOLDER hashes the folder's path and --image-size (so a new
+    version of the images replaces the old file, while two sizes of one folder keep one file each), CONTENT every
+    image's relative path, size and mtime_ns and the decoding settings. The channels are no setting: they follow
+    from the images, which the key already covers."""
+    folder = hashlib.sha256(json.dumps([str(listing.root), hw]).encode()).hexdigest()[:16]
     h = hashlib.sha256(json.dumps([CACHE_VERSION, str(listing.root), hw]).encode())
     for rel, (size, mtime) in zip(listing.files, listing.stamps):
         h.update(f"{rel}\0{size}\0{mtime}\n".encode())
