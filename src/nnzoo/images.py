@@ -14,6 +14,12 @@ Then the dataset's own rule:
   share of the frame it does in training (``DataSpec.content_fraction``), then resized.
 
 Colour models (CIFAR-10) take the picture resized to their input size.
+
+A model trained on a user's own folder (``nnzoo train MODEL --data-dir FOLDER``, data/folders.py) takes a file as
+the folder's images were decoded for training: transparency over white, resized whole to the input size, as many
+channels as the folder's images had, nothing cropped. The one change: a grayscale file on a light background given
+to a model of bright-on-dark images (``light_on_dark``, from the folder's mean) is inverted, as a photo of a drawing
+given to an MNIST-like model would need; a file like the folder's own is used as it is.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter, UnidentifiedImageError
 
+from .data.folders import to_pixels
 from .data.spec import DataSpec
 from .errors import UserError
 
@@ -57,6 +64,8 @@ def decode_image(source: str | Path | BinaryIO, name: str, max_pixels: int = MAX
 def to_model_input(img: Image.Image, spec: DataSpec) -> torch.Tensor:
     """uint8 tensor of shape ``spec.input_shape`` from a PIL image, prepared by the rule of ``spec``'s dataset."""
     c, h, w = spec.input_shape
+    if spec.extra.get("image_folder"):
+        return _as_folder_image(img, spec)
     img = _on_white(img)
     if c == 3:
         rgb = img.convert("RGB").resize((w, h), Image.Resampling.BILINEAR, reducing_gap=2.0)
@@ -73,6 +82,15 @@ def to_model_input(img: Image.Image, spec: DataSpec) -> torch.Tensor:
 def load_images(paths: list[str | Path], spec: DataSpec) -> torch.Tensor:
     """(N, C, H, W) uint8 for a list of files; the first unreadable one stops with its sentence."""
     return torch.stack([to_model_input(open_image(p), spec) for p in paths])
+
+
+def _as_folder_image(img: Image.Image, spec: DataSpec) -> torch.Tensor:
+    """The rule of a user's folder: decoded as its training images were (data/folders.py's to_pixels)."""
+    c, h, w = spec.input_shape
+    a = to_pixels(img, (h, w), channels=c)
+    if c == 1 and spec.light_on_dark and _light_background(a[0]):
+        a = 255 - a
+    return torch.from_numpy(a)
 
 
 # ---- the datasets' rules: a cropped, bright-on-dark (H, W) uint8 array -> the model's (h, w) ---------------------

@@ -6,7 +6,7 @@ from typing import Any
 
 from ..config import DataConfig
 from ..errors import UserError
-from . import labelled_text, series, tables, tang_authors, text, vision  # noqa: F401  (register the datasets)
+from . import folders, labelled_text, series, tables, tang_authors, text, vision  # noqa: F401  (register the datasets)
 from .batches import Batches
 from .idx import read_idx, write_idx
 from .registry import DATASETS, check_options

@@ -38,15 +38,17 @@ def strata(y: torch.Tensor | np.ndarray, classes: bool) -> np.ndarray:
     return np.searchsorted(edges, y, side="right")
 
 
-def stratified_split(groups: np.ndarray, cfg: DataConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def stratified_split(groups: np.ndarray, cfg: DataConfig, test_fraction: float = TEST_FRACTION
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     """Indices of train / validation / test: each group shuffled with data.split_seed and cut by the fractions.
-    A group too small to give every split one sample gives its samples to training first."""
+    A group too small to give every split one sample gives its samples to training first. ``test_fraction`` 0
+    cuts only validation (a user gave the test split but no validation split)."""
     rng = np.random.default_rng(cfg.split_seed)
     val_share = val_fraction(cfg, len(groups))
     parts: list[list[int]] = [[], [], []]
     for g in np.unique(groups):
         idx = rng.permutation(np.flatnonzero(groups == g))
-        n_test, n_val = round(len(idx) * TEST_FRACTION), round(len(idx) * val_share)
+        n_test, n_val = round(len(idx) * test_fraction), round(len(idx) * val_share)
         if len(idx) - n_test - n_val < 1:
             n_test, n_val = min(n_test, max(len(idx) - 1, 0)), 0
         parts[2] += idx[:n_test].tolist()
