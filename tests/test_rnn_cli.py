@@ -73,7 +73,13 @@ def test_row_wise_classifier_verbs(cell: str, tmp_path: Path, data_dir: Path, ca
                            "--out", run, "--set", "data.val_size=50", *FAST)  # fmt: skip
     assert code == 0, err
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["model"] == "rnn" and set(metrics["test"]) == {"loss", "accuracy", "majority_baseline"}
+    assert metrics["model"] == "rnn" and set(metrics["test"]) == {
+        "loss",
+        "accuracy",
+        "majority_baseline",
+        "macro_f1",
+        "majority_baseline_macro_f1",
+    }
     if cell != "lstm":
         return
     code, out, _ = run_cli(capsys, "eval", run, "--data-dir", data_dir)
