@@ -135,13 +135,16 @@ class ModelCheckpoint(Callback):
 
 
 class EarlyStopping(Callback):
-    """Stop when the monitored value has not improved for ``patience`` epochs."""
+    """Stop when the monitored value has not improved for ``patience`` epochs; ``announce`` says so on stderr
+    (off under --quiet: the run's metrics.json records the epochs run and the best one)."""
 
-    def __init__(self, patience: int):
-        self.patience = patience
+    def __init__(self, patience: int, announce: bool = True):
+        self.patience, self.announce = patience, announce
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: Logs) -> None:
         if trainer.bad_epochs >= self.patience:
             trainer.stop_training = True
+            if not self.announce:
+                return
             print(f"early stopping: {trainer.cfg.monitor} has not improved for {self.patience} epochs "
                   f"(best at epoch {trainer.best_epoch})", file=sys.stderr)  # fmt: skip

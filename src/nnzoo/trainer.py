@@ -143,7 +143,7 @@ class Trainer(Runner):
             if run_dir is not None:
                 self.callbacks += [ModelCheckpoint(run_dir), MetricsLogger(run_dir)]
             if cfg.early_stopping_patience:
-                self.callbacks.append(EarlyStopping(cfg.early_stopping_patience))
+                self.callbacks.append(EarlyStopping(cfg.early_stopping_patience, announce=progress))
             self.callbacks += list(callbacks)
 
     # ---- building blocks -------------------------------------------------------------------------------------
