@@ -85,7 +85,9 @@ def setting_name(key: str) -> str:
 class DataConfig:
     name: str = "mnist"
     data_dir: str | None = None  # else NNZOO_DATA_DIR, the user cache, system folders, then a download
-    val_size: float = 5000  # an int count, a fraction in (0, 1), or 0 for no validation split
+    # A count, a fraction in (0, 1), or 0 for no validation split; None: the dataset's own default (5,000 images
+    # for the image sets of 20,000 or more, else 10 %).
+    val_size: float | None = None
     split_seed: int = 0  # the validation split is fixed by this seed, independent of the training seed
     limit_train: int | None = None  # keep only the first N training samples (quick experiments, tests)
     limit_test: int | None = None
@@ -106,7 +108,7 @@ class DataConfig:
     def validate(self) -> None:
         """Ranges and meaning of the data settings (types were checked when the config was built)."""
         _bounded("data.val_size", self.val_size, 0)
-        if self.val_size >= 1 and self.val_size != int(self.val_size):
+        if self.val_size is not None and self.val_size >= 1 and self.val_size != int(self.val_size):
             raise UserError(f"data.val_size must be 0, a fraction between 0 and 1, or a whole number of samples, "
                             f"not {self.val_size}.")  # fmt: skip
         _bounded("data.split_seed", self.split_seed, 0, MAX_SEED)
@@ -164,6 +166,13 @@ class TrainConfig:
     monitor: str = "val_loss"  # val_loss (lower is better) or val_accuracy (higher is better)
     max_steps: int | None = None  # stop after this many optimizer steps (smoke runs)
     log_every: int = 50  # progress refresh, in steps
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """Settings by name (nnzoo.fit's keyword arguments), each checked against its type, then validated."""
+        cfg = _build(cls, d, "")
+        cfg.validate()
+        return cfg
 
     def validate(self) -> None:
         """Ranges and meaning of the training settings (types were checked when the config was built)."""

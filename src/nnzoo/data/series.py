@@ -32,7 +32,7 @@ from .text import read_user_text
 SERIES_OPTIONS = ("horizon", "season", "test_size")  # --set data.options.NAME=VALUE, see the module's docstring
 
 DEFAULT_TEST_SIZE = 0.2
-DEFAULT_VAL_SIZE = 0.1  # used while data.val_size keeps its default, a count of images (5000) meant for image sets
+DEFAULT_VAL_SIZE = 0.1  # while data.val_size is unset
 
 
 @dataclass
@@ -163,7 +163,7 @@ def series_dataset(series: Series, cfg: DataConfig) -> Dataset:
         raise UserError(f"data.seq_len={L} is shorter than the season ({season}): the seasonal-naive baseline "
                         "needs a full season in every window.")  # fmt: skip
     test_size = cfg.options.get("test_size", DEFAULT_TEST_SIZE)
-    val_size = DEFAULT_VAL_SIZE if cfg.val_size == DataConfig.val_size else cfg.val_size
+    val_size = DEFAULT_VAL_SIZE if cfg.val_size is None else cfg.val_size
 
     def parts(n: int) -> tuple[int, int, int]:  # (end of the training part, validation steps, test steps)
         n_test, n_val = _count(test_size, n, "data.options.test_size"), _count(val_size, n, "data.val_size")

@@ -22,8 +22,8 @@ SPLIT_NAMES = {"train": 0, "training": 0, "val": 1, "valid": 1, "validation": 1,
 
 
 def val_fraction(cfg: DataConfig, n: int) -> float:
-    """The validation share: 10 % while data.val_size keeps its default (a count meant for image sets)."""
-    if cfg.val_size == DataConfig.val_size:
+    """The validation share: 10 % unless data.val_size says otherwise."""
+    if cfg.val_size is None:
         return VAL_FRACTION
     return float(cfg.val_size) if cfg.val_size < 1 else min(1.0, cfg.val_size / max(n, 1))
 

@@ -18,6 +18,7 @@ from .idx import read_idx
 from .registry import register_dataset
 from .sources import RemoteFile, Source, cache_dir, locate, search_roots
 from .spec import Dataset, DataSpec, Split
+from .splits import VAL_FRACTION
 
 _IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
@@ -78,6 +79,9 @@ FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sanda
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
+IMAGE_VAL_COUNT = 5000
+
+
 def split_validation(train: Split, val_size: float, seed: int) -> tuple[Split, Split | None]:
     """Carve a validation split from the training set with a fixed seed; the test split is never touched."""
     n = len(train)
@@ -92,7 +96,10 @@ def split_validation(train: Split, val_size: float, seed: int) -> tuple[Split, S
 
 
 def finish(spec: DataSpec, train: Split, test: Split, cfg: DataConfig, source: str) -> Dataset:
-    train, val = split_validation(train, cfg.val_size, cfg.split_seed)
+    val_size = cfg.val_size
+    if val_size is None:  # 5,000 of the 50,000-60,000 images of MNIST or CIFAR; 10 % of a small set (the digits)
+        val_size = IMAGE_VAL_COUNT if len(train) >= 4 * IMAGE_VAL_COUNT else VAL_FRACTION
+    train, val = split_validation(train, val_size, cfg.split_seed)
     if cfg.limit_train:
         train = train.subset(slice(0, cfg.limit_train))
     if cfg.limit_test:
