@@ -19,6 +19,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+import nnzoo
 from nnzoo import Callback, Model, TrainConfig, Trainer, checkpoint, create_model, load_dataset
 
 # In fp32: bf16 autocast (on CPUs that have it) rounds each rank's partial gradient sums, which alone moves the
@@ -127,6 +128,26 @@ def mlp_run(run_dir: Path, *, stop: int | None = None, resume: bool = False, dro
     return trainer
 
 
+def plain_fit(form: str = "arrays") -> Trainer:
+    """A plain nn.Sequential through nnzoo.fit on 320 digits: as arrays (nnzoo shards them), as a DataLoader with
+    a DistributedSampler (the user's own sharding), or as a DataLoader without one (refused in 2 processes)."""
+    from sklearn.datasets import load_digits
+    from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+
+    x, y = load_digits(return_X_y=True)
+    x, y = x[:320] / 16, y[:320]
+    data: object = (x, y)
+    if form != "arrays":
+        ds = TensorDataset(torch.tensor(x, dtype=torch.float32), torch.tensor(y))
+        world, rank = int(os.environ["WORLD_SIZE"]), int(os.environ["RANK"])  # fit makes the process group later
+        sampler = DistributedSampler(ds, world, rank, shuffle=True, seed=0) if form == "sampler" else None
+        data = DataLoader(ds, batch_size=16, sampler=sampler)
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    return nnzoo.fit(module, data, loss="cross_entropy", epochs=2, batch_size=32, optimizer="sgd", lr=0.1,
+                     progress=False, **FP32)  # fmt: skip
+
+
 def main(out: Path) -> None:
     rank = int(os.environ["RANK"])
     probe, seen = ProbeLoss(), []
@@ -144,6 +165,16 @@ def main(out: Path) -> None:
     mlp_run(out / "drop-cut", dropout=0.3, resume=True)
     trainer, history = two_heads()
     torch.save({"state": trainer.model.state_dict(), "history": history}, out / f"two-heads-rank{rank}.pt")
+    plain = plain_fit()
+    torch.save({"state": plain.model.state_dict(), "history": plain.history}, out / f"plain-rank{rank}.pt")
+    sampled = plain_fit("sampler")
+    refused = ""
+    try:
+        plain_fit("loader")
+    except nnzoo.UserError as e:
+        refused = str(e)
+    if rank == 0:
+        (out / "plain-loaders.json").write_text(json.dumps({"sampled": sampled.history, "refused": refused}))
     gan = small_gan()
     torch.save({"state": gan.model.state_dict(), "history": gan.history, "steps": gan.global_step},
                out / f"gan-rank{rank}.pt")  # fmt: skip

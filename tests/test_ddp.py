@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from ddp_worker import EPOCHS, ProbeLoss, mlp_run, two_heads
+from ddp_worker import EPOCHS, ProbeLoss, mlp_run, plain_fit, two_heads
 
 import nnzoo
 from nnzoo import Batches, Split, api, checkpoint, cli
@@ -175,6 +175,20 @@ def test_several_optimizers_average_their_own_gradients(runs: Path) -> None:
     g0, g1 = (torch.load(runs / f"gan-rank{r}.pt", weights_only=True) for r in (0, 1))
     assert g0["steps"] == 6 and _max_diff(g0["state"], g1["state"]) == 0
     assert all(torch.isfinite(torch.tensor([h["d_loss"], h["g_loss"]])).all() for h in g0["history"])
+
+
+def test_a_plain_module_trains_data_parallel(runs: Path) -> None:
+    """nnzoo.fit of a plain nn.Sequential on numpy arrays: 2 processes match 1 (nnzoo shards the arrays); a
+    DataLoader with a DistributedSampler trains as the user sharded it; one without is refused in one sentence."""
+    r0, r1 = (torch.load(runs / f"plain-rank{r}.pt", weights_only=True) for r in (0, 1))
+    single = plain_fit()
+    assert _max_diff(r0["state"], r1["state"]) == 0
+    assert _max_diff(single.model.state_dict(), r0["state"]) < WEIGHT_ATOL
+    for h1, h2 in zip(single.history, r0["history"]):
+        assert h2["loss"] == pytest.approx(h1["loss"], rel=LOSS_RTOL)
+    loaders = json.loads((runs / "plain-loaders.json").read_text())
+    assert loaders["sampled"][-1]["loss"] < loaders["sampled"][0]["loss"]
+    assert "give it a DistributedSampler" in loaders["refused"]
 
 
 def test_cli_nproc_2_runs_torchrun(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -1,6 +1,8 @@
 """nnzoo: every classic family of neural network as readable PyTorch models, driven by one interface.
 
 import nnzoo
+trainer = nnzoo.fit(my_module, x, y, loss="cross_entropy", epochs=5)    # any nn.Module, numpy arrays or tensors
+
 data  = nnzoo.load_dataset("fashion-mnist")
 model = nnzoo.create_model("simple-cnn", spec=data.spec)
 run   = nnzoo.Trainer(model, nnzoo.TrainConfig(epochs=3), spec=data.spec).fit(data.train, data.val)
@@ -23,6 +25,7 @@ try:
         attention,
         evaluate,
         export,
+        fit,
         generate,
         load_run,
         make_config,
@@ -51,5 +54,5 @@ from ._version import __version__  # noqa: E402  (after the guarded imports abov
 
 __all__ = ["__version__", "DATASETS", "MODELS", "RECIPES", "Batches", "Callback", "DataConfig", "DataSpec", "Dataset", "Model",
            "RunConfig", "Split", "TrainConfig", "Trainer", "UserError", "attention", "create_model", "dataset_spec",
-           "evaluate", "export", "generate", "load_dataset", "load_recipe", "load_run", "make_config", "predict",
+           "evaluate", "export", "fit", "generate", "load_dataset", "load_recipe", "load_run", "make_config", "predict",
            "report", "seed_everything", "serve", "summary", "train"]  # fmt: skip

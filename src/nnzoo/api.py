@@ -13,7 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+from torch import nn
+
 from . import (
+    checkpoint,
     parallel,
     tasks,  # noqa: F401  (registers every task: classification, language-model, forecast, ...)
 )
@@ -27,7 +31,8 @@ from .config import (  # noqa: F401  (the CLI reads api.FLAG_SETTINGS)
     RunConfig,  # noqa: F401
     TrainConfig,
 )
-from .data import DATASETS, dataset_spec, load_dataset
+from .data import DATASETS, arrays, dataset_spec, load_dataset
+from .data.arrays import is_array
 from .data.spec import Dataset, DataSpec  # noqa: F401
 from .errors import Terminated, UserError
 from .export import export as _export
@@ -83,6 +88,39 @@ def launch(nproc: int, argv: Sequence[str], train: TrainConfig | None = None, *,
         return proc.wait()
 
 
+def fit(model: nn.Module, x: Any, y: Any = None, *, loss: Any = None, val: Any = None,
+        run_dir: str | os.PathLike | None = None, resume: bool = False, module_args: dict[str, Any] | None = None,
+        callbacks: Sequence[Callback] = (), progress: bool = True, **settings: Any) -> Trainer:  # fmt: skip
+    """Train ``model`` (any nn.Module with ``loss``, or an nnzoo Model) on ``x`` and ``y`` and return its Trainer
+    (``.history``, ``.evaluate(data)``, ``.predict(x)``), as Keras's ``model.fit(x, y)`` and skorch's ``fit(X, y)``.
+
+    ``x``: numpy arrays or tensors with ``y``; or, without ``y``, an ``(x, y)`` pair, a torch Dataset or a
+    DataLoader (see data/arrays.py). ``val``: the same forms, validated after every epoch. ``loss``: a name
+    ("cross_entropy", "mse", "l1", "huber", "bce_with_logits", ...) or a callable ``loss(outputs, y)``.
+    ``settings``: TrainConfig's fields (epochs, batch_size, lr, optimizer, schedule, device, ...), checked as
+    ``--set`` checks them; here the optimizer defaults to Adam at lr 1e-3 (TrainConfig's own defaults are the
+    classic example's SGD at 0.01). ``run_dir``: checkpoints and metrics.jsonl there, so ``load_run(run_dir)``
+    reloads the model (your module's class by its import name, built with ``module_args``); with ``resume`` an
+    interrupted run there continues where its last checkpoint left off.
+    """
+    settings = {"optimizer": "adam", "lr": 1e-3, **settings}
+    cfg = TrainConfig.from_dict(settings)
+    if run_dir is not None:
+        last = Path(run_dir) / "checkpoints" / "last.pt"
+        if last.is_file() and not resume:
+            raise UserError(f"{run_dir} already holds a run: pass resume=True to continue it, or choose another "
+                            "run_dir.")  # fmt: skip
+    trainer = Trainer(model, cfg, loss=loss, module_args=module_args, run_dir=run_dir, callbacks=callbacks,
+                      progress=progress)  # fmt: skip
+    if resume and run_dir is not None and (Path(run_dir) / "checkpoints" / "last.pt").is_file():
+        state = checkpoint.load(Path(run_dir) / "checkpoints" / "last.pt")
+        checkpoint.check_weights(trainer.model, state["model"], run_dir, type(trainer.model).__name__)
+        trainer.load_state_dict(state)
+        trainer.spec = DataSpec.from_dict(state["spec"]) if state.get("spec") else None
+    trainer.fit((x, y) if y is not None else x, val)
+    return trainer
+
+
 # ---- use a trained run ---------------------------------------------------------------------------------------------
 
 
@@ -101,17 +139,29 @@ def evaluate(run_dir: str | os.PathLike, *, data_dir: str | None = None, device:
     return result
 
 
-def predict(run_dir: str | os.PathLike, images: Sequence[str | os.PathLike] = (), *, top_k: int = 3,
-            device: str | None = None, **options: Any) -> list[dict[str, Any]]:  # fmt: skip
-    """Class and probabilities for each image file (any size; see images.py for the preprocessing), or what the
-    run's task predicts (a forecaster: the values after the end of its series, or of a CSV given with --column)."""
+def predict(run: str | os.PathLike | LoadedRun, inputs: Any = (), *, top_k: int = 3, device: str | None = None,
+            **options: Any) -> list[dict[str, Any]]:  # fmt: skip
+    """What a run answers, one dict per input. ``inputs``: image files (any size; see images.py for the
+    preprocessing), or a numpy array / tensor of inputs given as the training data was (pixels 0..255 for nnzoo's
+    image models, one sample or a batch: the run's normalisation is applied here); a forecaster predicts the values
+    after the end of its series (or of a CSV given with --column). ``run``: a run folder or a loaded run."""
     if top_k < 1:
         raise UserError(f"--top-k must be at least 1, not {top_k}.")
-    run = load_run(run_dir)
+    run = run if isinstance(run, LoadedRun) else load_run(run)
     task = get_task(run.spec.task)
+    if is_array(inputs):
+        if task.answer is None:
+            raise UserError(f"{run.run_dir} holds a {run.spec.task} model; arrays are predicted by classifiers and "
+                            "regressors (use its own verb: generate, or predict with files).")  # fmt: skip
+        return task.answer(run, run.predict(inputs, device), {"top_k": top_k})
+    if run.spec.corpus_kind == "arrays":
+        raise UserError(f"{run.run_dir} was trained on arrays given in Python: give predict an array of inputs "
+                        "(nnzoo.predict(run, x)), not files.")  # fmt: skip
     if task.predict is None:
-        raise UserError(f"{run_dir} holds a {run.spec.task} model; predict takes classifiers and forecasters.")
-    return task.predict(run, [str(p) for p in images], {"device": device, "top_k": top_k, **options})
+        raise UserError(f"{run.run_dir} holds a {run.spec.task} model; predict takes classifiers and forecasters.")
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    return task.predict(run, [str(p) for p in inputs], {"device": device, "top_k": top_k, **options})
 
 
 def report(run_dir: str | os.PathLike, *, data_dir: str | None = None, device: str | None = None) -> list[Path]:
@@ -175,7 +225,14 @@ def bench(recipes: Sequence[str] | None = None, *, seconds: float = 3.0, data_di
     return run_bench(recipes or DEFAULT_RECIPES, seconds=seconds, data_dir=data_dir, device=device)
 
 
-def summary(model: str, dataset: str = "mnist", **model_args: Any) -> str:
+def summary(model: str | nn.Module, dataset: Any = "mnist", **model_args: Any) -> str:
+    """Per-layer output shapes, parameters and FLOPs: of a registry model on a dataset (``summary("simple-cnn",
+    "fashion-mnist")``), or of your own module on an example input (``summary(module, (1, 28, 28))``: the shape of
+    one sample, or a tensor / array batch)."""
+    if isinstance(model, nn.Module):
+        if model_args:
+            raise UserError(f"summary of a module takes the module and an input, not {', '.join(model_args)}.")
+        return _module_summary(model, dataset)
     spec = dataset_spec(dataset)
     check_compatible(model, spec)  # before a text corpus is loaded for nothing
     if not spec.input_shape:  # text: the vocabulary (and so the model's size) is known only from the data
@@ -184,6 +241,19 @@ def summary(model: str, dataset: str = "mnist", **model_args: Any) -> str:
     rows, params, flops = summarize(net, spec.input_shape)
     shape = tuple(net.example_input().shape[1:]) if hasattr(net, "example_input") else spec.input_shape
     title = f"{model} on {dataset}: input (B, {', '.join(map(str, shape))})"
+    return format_summary(title, rows, params, flops)
+
+
+def _module_summary(module: nn.Module, example: Any) -> str:
+    if isinstance(example, (tuple, list)) and all(isinstance(d, int) and not isinstance(d, bool) for d in example):
+        x = torch.zeros(1, *example)
+    elif is_array(example):
+        x = arrays.features(arrays.to_tensor(example, "the input"), "the input")
+    else:
+        raise UserError("summary(module, input): give the shape of one sample, like (1, 28, 28), or an example batch "
+                        "as a tensor or numpy array.")  # fmt: skip
+    rows, params, flops = summarize(module, tuple(x.shape[1:]), example=x[:1])
+    title = f"{type(module).__name__}: input (B, {', '.join(map(str, x.shape[1:]))})"
     return format_summary(title, rows, params, flops)
 
 
@@ -199,6 +269,6 @@ def list_recipes() -> dict[str, str]:
     return {n: RECIPES.help(n) for n in RECIPES}
 
 
-__all__ = ["LoadedRun", "RunResult", "TrainConfig", "attention", "evaluate", "export", "generate", "list_datasets",
+__all__ = ["LoadedRun", "RunResult", "TrainConfig", "attention", "evaluate", "export", "fit", "generate", "list_datasets",
            "launch", "list_models", "list_recipes",
            "load_run", "make_config", "predict", "report", "serve", "summary", "train", "train_config"]  # fmt: skip

@@ -76,6 +76,27 @@ def real_test_inputs(run: Any, n: int) -> tuple[torch.Tensor | None, list[str]]:
         return None, ["the run's test data is not on this machine: checked on random inputs"]
 
 
+def arrays_plan(run: Any) -> ExportPlan:
+    """A run of data given in Python (your own module, arrays): the module as it is, taking what training took
+    (the recorded input shape and type), checked on random inputs of that shape since the data is not saved."""
+    spec = run.spec
+    dtype = getattr(torch, spec.extra.get("x_dtype", "float32"))
+    g = torch.Generator().manual_seed(0)
+
+    def sample(n: int) -> torch.Tensor:
+        if dtype.is_floating_point:
+            return torch.randn(n, *spec.input_shape, generator=g).to(dtype)
+        return torch.randint(0, 2, (n, *spec.input_shape), generator=g).to(dtype)  # ids any embedding takes
+
+    shape = ", ".join(map(str, spec.input_shape))
+    what = "logits; softmax gives the probabilities of class_names" if spec.task == "classification" else "outputs"
+    return ExportPlan(run.model.eval(), (sample(2),), (sample(5),), ["x"], ["outputs"],
+                      ["the run's data was given in Python: checked on random inputs of its shape"],
+                      docs={"x": f"(batch, {shape}) {dtype} inputs, as the training data was given",
+                            "outputs": f"what the module returns: {what}"},
+                      meta={"class_names": spec.class_names} if spec.class_names else {})  # fmt: skip
+
+
 # ---- the export itself ----------------------------------------------------------------------------------------
 def export(run_dir: str | Path, fmt: str = "onnx", out: str | Path | None = None) -> dict[str, Any]:
 
@@ -86,9 +107,10 @@ def export(run_dir: str | Path, fmt: str = "onnx", out: str | Path | None = None
         check_output(out.with_name(out.name + ".json"), "file", run_dir=run_dir)  # the description beside it
     run = load_run(run_dir)
     task = get_task(run.spec.task)
-    if task.export is None:
+    export_plan = arrays_plan if run.spec.corpus_kind == "arrays" else task.export
+    if export_plan is None:
         raise UserError(f"{run_dir} holds a {run.spec.task} model, which nnzoo cannot export yet.")
-    plan = task.export(run)
+    plan = export_plan(run)
     path = Path(out) if out else Path(run_dir) / "export" / f"{run.config.model}{SUFFIX[fmt]}"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -17,10 +17,11 @@ import torch
 
 from . import checkpoint, reports
 from .config import RunConfig
-from .data import load_dataset
+from .data import arrays, load_dataset
 from .data.spec import Dataset, DataSpec
 from .errors import UserError
 from .models import Model, create_model
+from .models.module import rebuild as rebuild_module
 from .runtime import Runner
 from .tasks.base import get_task
 
@@ -41,28 +42,52 @@ class LoadedRun:
     checkpoint: Path
     payload: dict[str, Any]
 
+    def preprocess(self, x: Any) -> torch.Tensor:
+        """Inputs as the model's training saw them before its own normalisation: one sample or a batch, as a
+        numpy array or tensor, checked against the run's input shape (data/arrays.py ``as_inputs``)."""
+        return arrays.as_inputs(x, self.spec)
 
-def load_run(run_dir: str | os.PathLike, which: str = "best") -> LoadedRun:
-    """Rebuild the model of a run folder from its checkpoint alone (no code is unpickled)."""
+    def predict(self, x: Any, device: str | None = None) -> torch.Tensor:
+        """The model's outputs (a classifier's logits) for inputs given as its training data was (pixels 0..255
+        for nnzoo's image models: they are normalised here, as in training), on the CPU. ``run.model(x)`` alone
+        expects inputs already normalised."""
+        return trainer_for(self, device).predict(self.preprocess(x))
+
+
+def load_run(run_dir: str | os.PathLike, which: str = "best", *, module: torch.nn.Module | type | None = None,
+             loss: Any = None) -> LoadedRun:  # fmt: skip
+    """Rebuild the model of a run folder from its checkpoint alone (no code is unpickled).
+
+    A run of your own module (trained in Python) names its class; it is imported by that name and built with the
+    recorded arguments, or give ``module`` (an instance, or the class) and, for a loss nnzoo could not record by
+    name, ``loss``."""
     path = checkpoint.find(run_dir, which)
     payload = checkpoint.load(path)
     checkpoint.check_schema(payload, path)  # everything below reads only what was checked here
     try:
-        cfg = RunConfig.from_dict(payload["config"])
+        config = dict(payload["config"])
+        own = config.pop("module", None)
+        cfg = RunConfig.from_dict(config)
         spec = DataSpec.from_dict(payload["spec"])
         with torch.random.fork_rng(devices=[]):  # its initial weights are replaced by the checkpoint's: drawing
-            model = create_model(cfg.model, spec, **cfg.model_args)  # them must not move the caller's stream
+            if own is not None:  # them must not move the caller's stream
+                model = rebuild_module(own, module, loss)
+            else:
+                model = create_model(cfg.model, spec, **cfg.model_args)
     except UserError as e:
         raise UserError(f"{path} holds a config this version cannot rebuild: {e}") from None
     except (TypeError, ValueError, KeyError) as e:  # a spec with unknown or ill-typed fields
         raise UserError(f"{path} is damaged: its config or data description is unreadable ({e}).") from None
-    checkpoint.check_weights(model, payload["model"], path, cfg.model)
+    checkpoint.check_weights(model, payload["model"], path, cfg.model if own is None else own["class"])
     model.load_state_dict(payload["model"])
     model.eval()
     return LoadedRun(Path(run_dir), cfg, spec, model, path, payload)
 
 
 def load_data(run: LoadedRun, data_dir: str | None) -> Dataset:
+    if run.spec.corpus_kind == "arrays":
+        raise UserError(f"{run.run_dir} was trained on data given in Python, which nnzoo cannot load again: evaluate "
+                        "it in Python (nnzoo.Trainer(...).evaluate((x, y)), or run.predict(x)).")  # fmt: skip
     dc = dataclasses.replace(run.config.data, data_dir=data_dir or run.config.data.data_dir)
     data = load_dataset(dc)
     data.spec = dataclasses.replace(data.spec, task=run.spec.task)  # the run's task (see train)

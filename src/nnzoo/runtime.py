@@ -13,12 +13,15 @@ import os
 import platform
 import random
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
 
 from . import parallel
 from .config import TrainConfig
+from .data import arrays
+from .data.arrays import LoaderBatches
 from .data.batches import Batches
 from .data.spec import DataSpec, Split
 from .errors import UserError
@@ -171,14 +174,20 @@ class Runner:
             return torch.autocast(self.device.type, dtype=self.amp_dtype)
         return contextlib.nullcontext()
 
-    def batches(self, data: Split | Batches, *, train: bool, shard: bool = False) -> Batches:
-        """Batches of ``data``; with ``shard`` in a distributed run, this rank's share of them."""
-        if isinstance(data, Batches):
+    def batches(self, data: Any, *, train: bool, shard: bool = False) -> Batches | LoaderBatches:
+        """Batches of ``data`` (any form data/arrays.py takes); with ``shard`` in a distributed run, this rank's
+        share of them."""
+        if isinstance(data, (Batches, LoaderBatches)):
             return data
         rank, world = (self.dist.rank, self.dist.world_size) if shard else (0, 1)
         mean, std = (self.spec.mean, self.spec.std) if self.spec else ((), ())
         size = self.cfg.batch_size if train else self.cfg.eval_batch_size
-        return Batches(data, size, shuffle=train, seed=self.cfg.seed, device=self.device, mean=mean, std=std,
+        name = "the training data" if train else "the evaluation data"
+        split = arrays.in_memory(data, name, keep_pixels=bool(mean))
+        if split is None:  # a Dataset or a DataLoader
+            return arrays.as_batches(data, name, batch_size=size, shuffle=train, seed=self.cfg.seed,
+                                     device=self.device, rank=rank, world_size=world, keep_pixels=bool(mean))  # fmt: skip
+        return Batches(split, size, shuffle=train, seed=self.cfg.seed, device=self.device, mean=mean, std=std,
                        channels_last=self.channels_last, rank=rank, world_size=world, even=train)  # fmt: skip
 
     def _sum_over_ranks(self, sums: dict[str, float], count: int) -> dict[str, float]:
@@ -187,12 +196,12 @@ class Runner:
         keys = dict.fromkeys(k for s, _ in parts for k in s)  # a rank with no samples has no keys
         return {k: sum(s.get(k, 0.0) for s, _ in parts) / max(total, 1) for k in keys}
 
-    def evaluate(self, data: Split | Batches) -> dict[str, float]:
+    def evaluate(self, data: Any) -> dict[str, float]:
         """Batch-size-weighted means of every scalar ``compute_loss`` returns, in eval mode."""
         return self.evaluate_with_outputs(data)[0]
 
     @torch.inference_mode()
-    def evaluate_with_outputs(self, data: Split | Batches) -> tuple[dict[str, float], torch.Tensor | None]:
+    def evaluate_with_outputs(self, data: Any) -> tuple[dict[str, float], torch.Tensor | None]:
         """Like :meth:`evaluate`, also returning the ``"outputs"`` tensor ``compute_loss`` gives (a classifier's
         logits) for every sample, on the CPU: metrics and reports from one pass over the data."""
         batches = self.batches(data, train=False)
@@ -221,10 +230,14 @@ class Runner:
         return metrics, torch.cat(parts) if parts else None
 
     @torch.inference_mode()
-    def predict(self, data: Split | Batches | torch.Tensor) -> torch.Tensor:
-        """The model's outputs (logits for classifiers) for every sample, on the CPU, in order."""
-        if isinstance(data, torch.Tensor):
-            data = Split(data, torch.zeros(len(data), dtype=torch.long))
+    def predict(self, data: Any) -> torch.Tensor:
+        """The model's outputs (logits for classifiers) for every sample, on the CPU, in order: of inputs alone (an
+        array or tensor, typed as for training) or of any form ``batches`` takes (their targets unused)."""
+        if arrays.is_array(data):
+            x = arrays.features(
+                arrays.to_tensor(data, "the input"), "the input", keep_pixels=bool(self.spec and self.spec.mean)
+            )
+            data = Split(x, torch.zeros(len(x), dtype=torch.long))
         batches = self.batches(data, train=False)
         was_training = self.model.training
         self.model.eval()

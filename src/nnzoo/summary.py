@@ -24,8 +24,10 @@ class LayerRow:
     flops: int
 
 
-def summarize(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[list[LayerRow], int, int]:
-    """Rows for the leaf layers, total parameters and total FLOPs for one sample of ``input_shape``."""
+def summarize(model: nn.Module, input_shape: tuple[int, ...],
+              example: torch.Tensor | None = None) -> tuple[list[LayerRow], int, int]:  # fmt: skip
+    """Rows for the leaf layers, total parameters and total FLOPs for one sample of ``input_shape`` (zeros, or
+    ``example``: one sample as a batch of 1, for inputs that must be ids or in a range)."""
     rows: list[LayerRow] = []
     recurrent: dict[str, int] = {}  # row name -> FLOPs counted from the layer's sizes
     hooks = []
@@ -48,7 +50,8 @@ def summarize(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[list[Laye
     try:
         # A model whose forward does not take one input of the data's shape (a GAN's generator takes noise)
         # says what it takes through ``example_input()``.
-        example = model.example_input() if hasattr(model, "example_input") else torch.zeros(1, *input_shape)
+        if example is None:
+            example = model.example_input() if hasattr(model, "example_input") else torch.zeros(1, *input_shape)
         with torch.no_grad(), counter:
             model(example)
     finally:

@@ -14,7 +14,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 try:
@@ -30,10 +30,12 @@ from torch.nn.parallel import DistributedDataParallel
 from . import checkpoint, parallel
 from .callbacks import Callback, EarlyStopping, MetricsLogger, ModelCheckpoint, ProgressBar
 from .config import TrainConfig
+from .data.arrays import spec_for
 from .data.batches import Batches
-from .data.spec import DataSpec, Split
+from .data.spec import DataSpec
 from .errors import UserError
 from .models.base import Model
+from .models.module import ModuleModel, describe
 from .runtime import (  # noqa: F401  (nnzoo.trainer's names before runtime.py; nnzoo re-exports seed_everything)
     Runner,
     autocast_dtype,
@@ -42,6 +44,27 @@ from .runtime import (  # noqa: F401  (nnzoo.trainer's names before runtime.py; 
     seed_everything,
     usable_cores,
 )
+
+
+def as_model(model: Model | nn.Module, loss: Any, module_args: dict[str, Any] | None) -> Model:
+    """An nnzoo Model as it is; any other nn.Module with its loss (models/module.py)."""
+    if isinstance(model, Model):
+        if loss is not None:
+            raise UserError(f"loss= is for a plain nn.Module; {type(model).__name__} is an nnzoo Model, which "
+                            "computes its own loss (compute_loss).")  # fmt: skip
+        if module_args is not None:
+            model.module_args = dict(module_args)
+        return model
+    return ModuleModel(model, loss, module_args)
+
+
+def python_run_config(model: Model, cfg: TrainConfig) -> dict[str, Any]:
+    """What the run folder of a Trainer built in Python records of its model, so ``load_run`` can rebuild it: a
+    registry model's name and arguments (create_model notes them), else the class by its import name."""
+    if getattr(model, "registry_name", None):
+        return {"model": model.registry_name, "model_args": model.registry_args, "train": dataclasses.asdict(cfg)}
+    return {"model": "module", "recipe": type(getattr(model, "module", model)).__name__,
+            "train": dataclasses.asdict(cfg), "module": describe(model)}  # fmt: skip
 
 
 class TrainingDiverged(UserError):
@@ -97,9 +120,11 @@ class Trainer(Runner):
 
     def __init__(
         self,
-        model: Model,
+        model: Model | nn.Module,
         config: TrainConfig | None = None,
         *,
+        loss: str | Callable[..., torch.Tensor] | None = None,
+        module_args: dict[str, Any] | None = None,
         run_dir: str | os.PathLike | None = None,
         callbacks: Sequence[Callback] = (),
         spec: DataSpec | None = None,
@@ -107,10 +132,11 @@ class Trainer(Runner):
         progress: bool = True,
         distributed: bool = True,
     ):
+        model = as_model(model, loss, module_args)
         super().__init__(model, config, spec=spec, distributed=distributed)
         cfg = self.cfg
         parallel.check_batch_size(cfg.batch_size, self.dist.world_size)
-        self.run_config = run_config or {"train": dataclasses.asdict(cfg)}
+        self.run_config = run_config or python_run_config(model, cfg)
         seed_everything(cfg.seed, cfg.deterministic)
         self.optimizers = {name: self._build_optimizer(params) for name, params in model.optimizer_groups().items()}
         self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
@@ -149,6 +175,9 @@ class Trainer(Runner):
     # ---- building blocks -------------------------------------------------------------------------------------
     def _build_optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
         c = self.cfg
+        if not params:
+            raise UserError(f"{type(getattr(self.model, 'module', self.model)).__name__} has no trainable parameters "
+                            "(none with requires_grad): there is nothing to train.")  # fmt: skip
         # The fused kernels update every parameter in one pass. On the CPU PyTorch would otherwise loop over the
         # tensors one by one: AdamW for the 4-layer GPT of shakespeare-char-gpt took 1.9 ms a step that way, 0.7 ms
         # fused (a 36 ms step, 2 cores).
@@ -253,17 +282,26 @@ class Trainer(Runner):
             torch.cuda.set_rng_state(state["cuda"], self.device)
 
     # ---- fit / evaluate / predict --------------------------------------------------------------------------------
-    def fit(self, train: Split | Batches, val: Split | Batches | None = None) -> list[dict[str, Any]]:
-        """Train for ``cfg.epochs`` epochs (from where a loaded checkpoint left off); returns the history."""
+    def fit(self, train: Any, val: Any = None) -> list[dict[str, Any]]:
+        """Train for ``cfg.epochs`` epochs (from where a loaded checkpoint left off); returns the history.
+
+        ``train`` and ``val``: an ``(x, y)`` pair of numpy arrays or tensors, a Split, a torch Dataset, a
+        DataLoader (used as it is) or Batches (see data/arrays.py)."""
         with parallel.process_group(self.dist, self.device):
             try:
                 return self._fit(train, val)
             finally:
                 self._ddp = None
 
-    def _fit(self, train: Split | Batches, val: Split | Batches | None) -> list[dict[str, Any]]:
+    def _fit(self, train: Any, val: Any) -> list[dict[str, Any]]:
         train_b = self.batches(train, train=True, shard=True)
-        val_b = self.batches(val, train=False, shard=True) if val is not None and len(val) else None
+        val_b = self.batches(val, train=False, shard=True) if val is not None else None
+        if val_b is not None and not len(val_b):
+            val_b = None
+        if self.spec is None:  # data given in Python: its shape and classes, for the run folder and predict
+            self.spec = spec_for(train_b, self.model.task)
+            if self.model.task is None:  # your module with a loss of its own: the task its data implies
+                self.model.task = self.spec.task
         for b in (train_b, val_b):
             if b is not None and (b.rank, b.world_size) != (self.dist.rank, self.dist.world_size):
                 raise ValueError(f"fit was given Batches for rank {b.rank} of {b.world_size} in rank "

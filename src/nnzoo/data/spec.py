@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 
@@ -60,6 +61,8 @@ class Split:
     y: torch.Tensor
 
     def __post_init__(self) -> None:
+        # numpy arrays are welcome (Split(x_np, y_np)): held as tensors, sharing memory where numpy allows.
+        self.x, self.y = (torch.as_tensor(a) if isinstance(a, np.ndarray) else a for a in (self.x, self.y))
         if len(self.x) != len(self.y):
             raise ValueError(f"{len(self.x)} inputs but {len(self.y)} labels")
 

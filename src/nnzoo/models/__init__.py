@@ -17,7 +17,11 @@ from .registry import DATA_KINDS, IMAGES, KIND_NAMES, KIND_OF, MODELS, TASK_KIND
 def create_model(name: str, spec: DataSpec, **kwargs: Any) -> Model:
     check_compatible(name, spec)
     builder = MODELS.get(name)
-    return builder(spec, **check_model_args(name, builder, kwargs))
+    args = check_model_args(name, builder, kwargs)
+    model = builder(spec, **args)
+    # Noted for a Trainer built in Python with a run folder: load_run rebuilds the model from these.
+    model.registry_name, model.registry_args = name, args
+    return model
 
 
 def data_kind(spec: DataSpec) -> str:

@@ -50,6 +50,9 @@ class Task:
     # (loaded run, input files, options from `nnzoo predict`: device, top_k, column...) -> one result dict per
     # prediction (a "text" line for the terminal, or a classifier's "file", "label" and "top_k"); None: no predict
     predict: Callable[[LoadedRun, list[str], dict[str, Any]], list[dict[str, Any]]] | None = None
+    # (loaded run, the model's outputs for inputs given in Python, options: top_k) -> one answer per input (a
+    # classifier's label and probabilities); what nnzoo.predict(run, array) returns. None: arrays are not taken
+    answer: Callable[[LoadedRun, torch.Tensor, dict[str, Any]], list[dict[str, Any]]] | None = None
     # (loaded run, data, the test outputs) -> what `nnzoo eval` shows beyond the metrics (a confusion matrix)
     evaluation: Callable[[LoadedRun, Dataset, torch.Tensor | None], dict[str, Any]] | None = None
 

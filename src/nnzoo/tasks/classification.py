@@ -197,6 +197,12 @@ def classify_images(run: LoadedRun, paths: list[str], options: dict[str, Any]) -
     return [{"file": path, **classification_result(p, run.spec.class_names, top_k)} for path, p in zip(paths, probs)]
 
 
+def answers(run: LoadedRun, outputs: torch.Tensor, options: dict[str, Any]) -> list[dict[str, Any]]:
+    """nnzoo.predict(run, array): the label and probabilities of each input (softmax of the logits)."""
+    names = run.spec.class_names or [str(i) for i in range(outputs.shape[1])]
+    return [classification_result(p, names, options.get("top_k", 3)) for p in outputs.float().softmax(1)]
+
+
 def confusion(run: LoadedRun, data: Dataset, outputs: torch.Tensor | None) -> dict[str, Any]:
     """`nnzoo eval`'s per-class accuracy and confusion matrix (rows: true class, columns: predicted)."""
     if outputs is None:
@@ -209,4 +215,4 @@ def confusion(run: LoadedRun, data: Dataset, outputs: torch.Tensor | None) -> di
 
 
 TASK = Task("classification", extra_metrics=classification_metrics, write_reports=classification_reports,
-            export=classifier_plan, predict=classify, evaluation=confusion)  # fmt: skip
+            export=classifier_plan, predict=classify, evaluation=confusion, answer=answers)  # fmt: skip

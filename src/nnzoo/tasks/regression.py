@@ -13,7 +13,16 @@ import torch
 from .. import reports
 from ..runs import LoadedRun
 from .base import Task
-from .tables import model_outputs, read_rows, regression_baselines, regression_errors, table_plan, to_units, write_rows
+from .tables import (
+    is_table,
+    model_outputs,
+    read_rows,
+    regression_baselines,
+    regression_errors,
+    table_plan,
+    to_units,
+    write_rows,
+)
 
 if TYPE_CHECKING:
     from ..config import RunConfig
@@ -70,10 +79,16 @@ def predict_rows(run: LoadedRun, inputs: list[str], options: dict[str, Any]) -> 
     return [{**written, "predictions": values.tolist(), "text": f"{head}\n{shown}{more}"}]
 
 
+def answers(run: LoadedRun, outputs: torch.Tensor, options: dict[str, Any]) -> list[dict[str, Any]]:
+    """nnzoo.predict(run, array): the value of each input (in the target's units for a table's run)."""
+    values = to_units(outputs, run.spec) if is_table(run.spec) else outputs.double().numpy()
+    return [{"value": v.tolist() if isinstance(v, np.ndarray) else float(v)} for v in values]
+
+
 def regression_export(run: LoadedRun) -> ExportPlan:
     target = run.spec.extra["target"]
     return table_plan(run, target, f"(batch,) float32: the predicted {target}, in its own units", regression=True)
 
 
 TASK = Task("regression", extra_metrics=regression_metrics, write_reports=regression_reports, predict=predict_rows,
-            export=regression_export)  # fmt: skip
+            export=regression_export, answer=answers)  # fmt: skip
