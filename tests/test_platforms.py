@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -78,3 +79,12 @@ def test_train_eval_and_predict_in_folders_with_chinese_names_and_spaces(tmp_pat
     assert code == 0, err
     result = json.loads(out)[0]
     assert result["file"] == str(image) and 0 <= result["index"] <= 9
+
+
+def test_the_web_page_names_a_chinese_font_for_every_system() -> None:
+    css = (Path(SRC) / "nnzoo" / "serve" / "static" / "style.css").read_text(encoding="utf-8")
+    declaration = re.sub(r"/\*.*?\*/", "", css, flags=re.S).split("font-family:", 1)[1].split(";", 1)[0]
+    fonts = [f.strip().strip('"') for f in declaration.split(",")]
+    for system_font in ("PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC", "WenQuanYi Micro Hei"):
+        assert system_font in fonts  # macOS, Windows, Linux (Debian's fonts-noto-cjk, fonts-wqy-microhei)
+    assert fonts[-1] == "sans-serif" and fonts.index("Noto Sans") < fonts.index("Noto Sans CJK SC")
