@@ -88,3 +88,13 @@ def test_the_web_page_names_a_chinese_font_for_every_system() -> None:
     for system_font in ("PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC", "WenQuanYi Micro Hei"):
         assert system_font in fonts  # macOS, Windows, Linux (Debian's fonts-noto-cjk, fonts-wqy-microhei)
     assert fonts[-1] == "sans-serif" and fonts.index("Noto Sans") < fonts.index("Noto Sans CJK SC")
+
+
+def test_output_in_a_legacy_windows_encoding_escapes_instead_of_failing(tmp_path: Path) -> None:
+    """Windows writes pipes and files in the ANSI code page (cp1252 here), which has no Chinese characters."""
+    env = dict(os.environ, PYTHONPATH=SRC, PYTHONIOENCODING="cp1252")
+    r = subprocess.run([sys.executable, "-m", "nnzoo", "list", "datasets"], capture_output=True, cwd=tmp_path, env=env,
+                       timeout=300)  # fmt: skip
+    out = r.stdout.decode("cp1252")
+    assert r.returncode == 0 and "Traceback" not in r.stderr.decode("cp1252")
+    assert "tang-poems       \\u5168\\u5510\\u8bd7: the Complete Tang Poems" in out  # 全唐诗, escaped

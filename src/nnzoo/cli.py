@@ -407,8 +407,20 @@ def _signals() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def _print_whatever_the_encoding() -> None:
+    """A stream whose encoding lacks a character (Windows writes pipes and files in cp1252, or cp936, which lacks
+    some of 全唐詩's traditional characters) raised UnicodeEncodeError in the middle of the output, a traceback
+    for `nnzoo list datasets > names.txt`. Such a stream writes an escape (\\u5168) instead; UTF-8 ones (Linux,
+    macOS, Python's UTF-8 mode, PYTHONIOENCODING=utf-8) are left alone."""
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "").replace("_", "")
+        if encoding not in ("utf8", "utf16", "utf32") and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    _print_whatever_the_encoding()
     warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
     try:
         with _signals():
