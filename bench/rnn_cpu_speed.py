@@ -43,7 +43,11 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--impl", default="fused")
-    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+    )
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     spec = DataSpec("bench", task="language-model", num_classes=a.vocab)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -67,7 +68,10 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test reads the user's cache or NNZOO_DATA_DIR, downloads anything, or writes outside tmp_path."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.delenv("NNZOO_DATA_DIR", raising=False)
+    for name in ("NNZOO_DATA_DIR", "NNZOO_CACHE_DIR", "NNZOO_MIRROR"):  # a developer's own settings stay out
+        monkeypatch.delenv(name, raising=False)
+    if sys.platform != "linux":  # platformdirs reads XDG_CACHE_HOME on Linux only: elsewhere name the folder
+        monkeypatch.setenv("NNZOO_CACHE_DIR", str(tmp_path / "cache" / "nnzoo"))
     monkeypatch.setattr("nnzoo.data.vision.MNIST", _offline("nnzoo.data.vision.MNIST"))
     monkeypatch.chdir(tmp_path)
 

@@ -1,7 +1,16 @@
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import gzip
+import hashlib
+import http.server
+import shutil
+import sys
+import threading
+import urllib.parse
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +115,101 @@ def test_download_checks_md5_and_tries_mirrors_in_order(tmp_path: Path) -> None:
     only_bad = sources.Source("Tiny2", ("tiny2",), files, (f"file://{bad}/",))
     with pytest.raises(DataNotFoundError, match="checksum mismatch"):
         sources.locate(only_bad)
+
+
+@contextlib.contextmanager
+def http_folder(root: Path) -> Iterator[tuple[str, list[str]]]:
+    """``root`` served over HTTP on 127.0.0.1 (a free port), as `python -m http.server -d ROOT` would: yields the
+    base URL and the list of paths requested so far."""
+    requested: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(root), **kwargs)
+
+        def do_GET(self) -> None:
+            requested.append(urllib.parse.unquote(self.path))
+            super().do_GET()
+
+        def log_message(self, *args) -> None:  # quiet
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", requested
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _tiny_source(tmp_path: Path) -> tuple[sources.Source, Path]:
+    """A two-file dataset (one name non-ASCII, in a sub-folder, as chinese-poetry's) whose own mirror is missing,
+    and a copy of its files laid out as a data folder: MIRROR/tiny/NAME."""
+    mirror = tmp_path / "mirror"
+    files = []
+    for name, data in [("a.bin", b"\x00\x01tiny"), ("诗/b.txt", "春眠不覺曉".encode())]:
+        (mirror / "tiny" / name).parent.mkdir(parents=True, exist_ok=True)
+        (mirror / "tiny" / name).write_bytes(data)
+        files.append(sources.RemoteFile(name, hashlib.md5(data).hexdigest()))
+    return sources.Source("Tiny", ("tiny", "Tiny/raw"), tuple(files), (f"file://{tmp_path}/upstream-gone/",)), mirror
+
+
+def test_nnzoo_mirror_is_fetched_first_at_folder_slash_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture) -> None:  # fmt: skip
+    src, mirror = _tiny_source(tmp_path)
+    with http_folder(tmp_path) as (base, requested):
+        monkeypatch.setenv("NNZOO_MIRROR", f"{base}/mirror/")  # a path prefix, with or without the last slash
+        paths = sources.locate(src)
+        assert requested == ["/mirror/tiny/a.bin", "/mirror/tiny/诗/b.txt"]  # the mirror alone was asked
+    for name, path in paths.items():
+        assert path == sources.cache_dir() / "tiny" / name
+        assert path.read_bytes() == (mirror / "tiny" / name).read_bytes()
+    # Without a terminal the download says one plain line a file: no progress bar, no carriage returns.
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        f"Downloading {base}/mirror/tiny/a.bin",
+        f"Downloading {base}/mirror/tiny/%E8%AF%97/b.txt",
+    ]
+    # On a terminal, tqdm draws a bar (redrawn with carriage returns) that names the file and its size.
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    monkeypatch.setenv("NNZOO_CACHE_DIR", str(tmp_path / "second-cache"))
+    monkeypatch.setenv("NNZOO_MIRROR", mirror.as_uri())  # and a file:// mirror: a shared drive
+    sources.locate(src)
+    err = capsys.readouterr().err
+    assert f"Downloading {mirror.as_uri()}/tiny/a.bin" in err and "\ra.bin:   0%|" in err and "/6.00 [" in err
+
+
+def test_a_failed_mirror_is_named_and_the_dataset_mirrors_follow(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    src, mirror = _tiny_source(tmp_path)
+    upstream = tmp_path / "upstream"
+    shutil.copytree(mirror / "tiny", upstream)
+    with http_folder(tmp_path / "empty-mirror") as (base, requested):
+        (tmp_path / "empty-mirror").mkdir()
+        monkeypatch.setenv("NNZOO_MIRROR", base)
+        # The mirror lacks the files: the dataset's own mirror is tried next and serves them.
+        ok = sources.Source("Tiny", ("tiny",), src.files, (f"file://{upstream}/",))
+        assert set(sources.locate(ok)) == {"a.bin", "诗/b.txt"} and requested[0] == "/tiny/a.bin"
+        with pytest.raises(DataNotFoundError) as err:  # neither has them: the error names the mirror first
+            sources.locate(dataclasses.replace(src, folders=("tiny2",)))
+    msg = str(err.value)
+    assert f"the download failed ({base}/tiny2/a.bin (NNZOO_MIRROR): HTTP Error 404" in msg and "upstream-gone" in msg
+    for bad in ("mirror.example.org", "ftp://mirror.example.org/", "https://"):
+        monkeypatch.setenv("NNZOO_MIRROR", bad)
+        with pytest.raises(UserError, match=f"NNZOO_MIRROR={bad} is not a URL"):
+            sources.locate(dataclasses.replace(src, folders=("tiny3",)))
+
+
+def test_the_cache_stays_where_linux_users_have_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if sys.platform == "linux":  # platformdirs' folder is the old one: existing caches are still found
+        assert sources.cache_dir() == tmp_path / "cache" / "nnzoo"  # $XDG_CACHE_HOME/nnzoo (set by conftest)
+        monkeypatch.delenv("XDG_CACHE_HOME")
+        monkeypatch.setenv("HOME", str(tmp_path / "home"))
+        assert sources.cache_dir() == tmp_path / "home" / ".cache" / "nnzoo"
+    monkeypatch.setenv("NNZOO_CACHE_DIR", str(tmp_path / "elsewhere"))
+    assert sources.cache_dir() == tmp_path / "elsewhere" and sources.search_roots(None)[0] == tmp_path / "elsewhere"
 
 
 def test_bad_files_in_a_data_folder(tmp_path: Path) -> None:

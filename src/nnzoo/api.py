@@ -43,10 +43,8 @@ from .models import (
     create_model,
 )
 from .paths import check_output
-from .recipes import (
-    RECIPES,
-    load_recipe,  # noqa: F401
-)
+from .recipes import RECIPES, load_recipe  # noqa: F401
+from .recipes import description as recipe_description
 from .runs import LoadedRun, RunResult, load_run, write_reports
 from .runs import load_data as _load_data
 from .runs import trainer_for as _trainer_for
@@ -265,8 +263,9 @@ def list_datasets() -> dict[str, str]:
     return {n: DATASETS.help(n) for n in DATASETS}
 
 
-def list_recipes() -> dict[str, str]:
-    return {n: RECIPES.help(n) for n in RECIPES}
+def list_recipes(long: bool = False) -> dict[str, str]:
+    """Each recipe's first sentence, or with ``long`` its whole description."""
+    return {n: recipe_description(RECIPES.get(n)) if long else RECIPES.help(n) for n in RECIPES}
 
 
 __all__ = ["LoadedRun", "RunResult", "TrainConfig", "attention", "evaluate", "export", "fit", "generate", "list_datasets",

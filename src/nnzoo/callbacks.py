@@ -77,10 +77,11 @@ class ProgressBar(Callback):
         s = trainer.summary()
         if not s["epochs_run"]:
             return
+        peak = s["peak_memory_mb"]
         self.stream.write(
             f"done: {s['epochs_run']} epochs in {s['train_seconds']:.1f}s ({s['seconds_per_epoch']:.1f}s/epoch, "
             f"{s['samples_per_s']:,.0f} samples/s) on {s['device']}; {s['parameters']:,} parameters; "
-            f"peak memory {s['peak_memory_mb']:,.0f} MB\n"
+            + ("peak memory not measured here\n" if peak is None else f"peak memory {peak:,.0f} MB\n")
         )
         self.stream.flush()
 

@@ -6,17 +6,33 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import signal
 import sys
 import threading
 import typing
+import unicodedata
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import shtab
+
 from . import api
 from .config import CHOICES, TRAIN_FLAGS, flag_type, parse_set
 from .errors import Terminated, UserError
+from .runtime import versions
+
+
+class _Version(argparse.Action):
+    """``--version``: computed when asked for (it queries the GPU), not each time the parser is built."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> typing.NoReturn:
+        print(versions())
+        parser.exit()
 
 
 class Parser(argparse.ArgumentParser):
@@ -27,11 +43,29 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+# Written out by hand (a raw formatter keeps the lines as they are): what people type most, each command real.
+TRAIN_DESCRIPTION = """\
+Train a recipe (a name from `nnzoo list recipes` or a YAML file), or a model
+(`nnzoo list models`) on your own data. Flags and --set override any value of
+the recipe; the run folder is written to --out (default runs/RECIPE)."""
+
+TRAIN_EXAMPLES = """\
+examples:
+  nnzoo train digits-mlp                          offline, in seconds
+  nnzoo train mnist-simple-cnn --epochs 3         the classic PyTorch example (downloads MNIST, 11 MB)
+  nnzoo train simple-cnn --data-dir photos/       your own images: photos/CLASS/*.jpg
+  nnzoo train mlp --data-file houses.csv --target price
+                                                  your own table (a number: regression)
+  nnzoo train mnist-simple-cnn --out runs/cnn --resume --epochs 20
+                                                  continue an interrupted run from its last checkpoint
+  nnzoo train fashion-mnist-simple-cnn-fast --set train.schedule=cosine --set model_args.hidden=256
+                                                  any setting of the recipe (see its YAML)"""
+
+
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a recipe into a run folder",
-                       description="Train a recipe (a name from `nnzoo list recipes` or a YAML file). "
-                                   "Flags and --set override any value of the recipe.")  # fmt: skip
-    p.add_argument("recipe", help="recipe name or path to a recipe YAML file")
+    p = sub.add_parser("train", help="train a recipe into a run folder", description=TRAIN_DESCRIPTION,
+                       epilog=TRAIN_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("recipe", help="recipe name, path to a recipe YAML file, or a model name (with your own data)")
     for flag, (setting, text) in TRAIN_FLAGS.items():  # the flags that set a setting, from config's one table
         name, kind = "--" + flag.replace("_", "-"), flag_type(setting)
         if kind is bool:  # a switch: present sets true, absent leaves the recipe's value
@@ -138,6 +172,8 @@ def _add_run_verbs(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("list", help="list models, datasets or recipes")
     p.add_argument("what", choices=["models", "datasets", "recipes"])
+    p.add_argument("--long", action="store_true",
+                   help="recipes: the whole description (by default its first sentence)")  # fmt: skip
 
     p = sub.add_parser("bench", help="this machine's peak GFLOP/s and each recipe's training step against it",
                        description="Measure this machine's fp32 and bf16 matmul and convolution throughput, then "
@@ -159,18 +195,91 @@ def _add_run_verbs(sub: argparse._SubParsersAction) -> None:
                    help="a model argument, e.g. --set hidden=[512]")  # fmt: skip
 
 
+COMPLETION_SHELLS = ("bash", "zsh", "tcsh")  # those shtab writes and that `nnzoo completion` offers
+
+
+def _names(kind: str, names: Sequence[str], yaml_files: bool = False) -> dict[str, Any]:
+    """A shtab completion offering ``names`` (written into the script, so pressing TAB starts no Python), and YAML
+    files beside them where a path is accepted too (a recipe)."""
+    words = " ".join(names)
+    files = '\n  compgen -f -X \'!*.y*ml\' -- "$1"\n  compgen -d -- "$1"' if yaml_files else ""
+    return {
+        "bash": f"_nnzoo_{kind}",
+        "zsh": f"({words})",
+        "tcsh": f"({words})",
+        "preamble": {"bash": f'_nnzoo_{kind}() {{\n  compgen -W "{words}" -- "$1"{files}\n}}'},
+    }
+
+
+def _add_completions(parser: argparse.ArgumentParser) -> None:
+    """What TAB offers for each argument, by its name, in every verb at once: registered names where the
+    registries know them, folders for run folders and data folders, files for inputs and outputs."""
+    by_dest = {
+        "recipe": _names("recipes_or_yaml", [*api.list_recipes(), *api.list_models()], yaml_files=True),
+        "recipes": _names("recipes", api.list_recipes()),
+        "model": _names("models", api.list_models()),
+        "dataset": _names("datasets", api.list_datasets()),
+        **dict.fromkeys(["run_dir", "run_dirs", "data_dir"], shtab.DIRECTORY),
+        **dict.fromkeys(["images", "from_images", "data_file", "text_file", "out"], shtab.FILE),
+    }
+    for sub in parser._subparsers._group_actions if parser._subparsers else []:
+        for verb in sub.choices.values():
+            for action in verb._actions:
+                if action.dest in by_dest and not action.choices:
+                    action.complete = by_dest[action.dest]  # type: ignore[attr-defined]  # read by shtab
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="nnzoo", description="Every classic neural network family, one interface.")
+    parser.add_argument(
+        "--version", action=_Version, help="print the versions of nnzoo and torch, the CPU kernels and the GPU"
+    )
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     _add_train(sub)
     _add_run_verbs(sub)
+    p = sub.add_parser("completion", help="print a shell completion script (bash, zsh or tcsh)",
+                       description="Print a completion script for your shell: verbs, flags, recipe, model and "
+                       "dataset names. Load it for this shell with  eval \"$(nnzoo completion bash)\"  or write it "
+                       "where your shell reads completions (see the README).")  # fmt: skip
+    p.add_argument("shell", choices=COMPLETION_SHELLS)
+    _add_completions(parser)
     return parser
 
 
-def _print_table(rows: dict[str, str]) -> None:
+def _cells(text: str) -> int:
+    """Terminal columns ``text`` takes: CJK characters (白居易, 全唐诗) take two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    """``text`` in lines of at most ``width`` columns, broken only between words (a longer word keeps its line)."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and _cells(lines[-1]) + 1 + _cells(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return lines or [""]
+
+
+def _print_table(rows: dict[str, str], columns: int | None = None) -> None:
+    """Name, two spaces, description. With ``columns`` (a terminal) each description is wrapped to fit, its
+    continuation lines under its first; without (a pipe or a file) it stays on one line, for grep and awk.
+    A description is never cut."""
     width = max(map(len, rows), default=0)
+    room = None if columns is None else columns - width - 2
     for name, text in rows.items():
-        print(f"{name:<{width}}  {text}")
+        if room is None:
+            print(f"{name:<{width}}  {text}".rstrip())
+        elif room >= 20:
+            first, *rest = _wrap(text, room)
+            print(f"{name:<{width}}  {first}".rstrip())
+            for line in rest:
+                print(" " * (width + 2) + line)
+        else:  # too narrow for two columns: the name, then its description indented below it
+            print(name)
+            for line in _wrap(text, max(columns - 4, 20)) if text else []:
+                print("    " + line)
 
 
 def _print_eval(r: dict[str, Any]) -> None:
@@ -261,14 +370,16 @@ def run(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
         for p in api.report(args.run_dir, data_dir=args.data_dir, device=args.device):
             print(p)
     elif args.verb == "list":
-        _print_table({"models": api.list_models, "datasets": api.list_datasets, "recipes": api.list_recipes}
-                     [args.what]())  # fmt: skip
+        rows = api.list_recipes(long=args.long) if args.what == "recipes" else getattr(api, f"list_{args.what}")()
+        _print_table(rows, shutil.get_terminal_size().columns if sys.stdout.isatty() else None)
     elif args.verb == "bench":
         if not 0 < args.seconds <= 600:
             raise UserError(f"--seconds must be more than 0 and at most 600, not {args.seconds:g}.")
         r = api.bench(args.recipes or None, seconds=args.seconds, data_dir=args.data_dir, device=args.device)
         if args.json:
             print(json.dumps(r, indent=2))
+    elif args.verb == "completion":
+        print(shtab.complete(build_parser(), shell=args.shell), end="")
     elif args.verb == "summary":
         print(api.summary(args.model, args.dataset, **dict(parse_set(s) for s in args.sets)))
     return 0
@@ -296,8 +407,20 @@ def _signals() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def _print_whatever_the_encoding() -> None:
+    """A stream whose encoding lacks a character (Windows writes pipes and files in cp1252, or cp936, which lacks
+    some of 全唐詩's traditional characters) raised UnicodeEncodeError in the middle of the output, a traceback
+    for `nnzoo list datasets > names.txt`. Such a stream writes an escape (\\u5168) instead; UTF-8 ones (Linux,
+    macOS, Python's UTF-8 mode, PYTHONIOENCODING=utf-8) are left alone."""
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "").replace("_", "")
+        if encoding not in ("utf8", "utf16", "utf32") and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    _print_whatever_the_encoding()
     warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"
     try:
         with _signals():

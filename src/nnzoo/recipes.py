@@ -23,12 +23,27 @@ def _register_bundled() -> None:
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".yaml"):
             path = Path(str(entry))
-            RECIPES.add(entry.name[: -len(".yaml")], path, _description(path))
+            RECIPES.add(entry.name[: -len(".yaml")], path, first_sentence(description(path)))
 
 
-def _description(path: Path) -> str:
+def description(path: Path) -> str:
+    """A recipe file's whole description (``nnzoo list recipes --long``)."""
     d = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    return str(d.get("description", "")).split(". ")[0]
+    return " ".join(str(d.get("description", "")).split())
+
+
+def first_sentence(text: str) -> str:
+    """``text`` up to its first full stop that ends a sentence, without the stop: the one line ``nnzoo list``
+    shows. A stop inside parentheses ("DCGAN (Radford et al. 2016) for 28x28: ...") or after "al" ("Efron et
+    al. 2004") ends no sentence; neither does one followed by a digit or a lower-case letter ("0.5", "e.g. a")."""
+    depth = 0
+    for i, ch in enumerate(text):
+        depth += (ch == "(") - (ch == ")")
+        if ch == "." and depth <= 0 and text[i + 1 : i + 2] in ("", " "):
+            after = text[i + 2 : i + 3]
+            if not text[:i].endswith((" al", " e.g", " i.e", " vs")) and (not after or after.isupper()):
+                return text[:i]
+    return text
 
 
 def load_recipe(name_or_path: str) -> RunConfig:

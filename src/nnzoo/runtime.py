@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from . import parallel
+from ._version import __version__
 from .config import TrainConfig
 from .data import arrays
 from .data.arrays import LoaderBatches
@@ -43,6 +44,22 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
 def usable_cores() -> int:
     """Cores this process may run on (a container's CPU set, not the host's count); macOS lacks the call."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def versions() -> str:
+    """One line for ``nnzoo --version`` and bug reports: nnzoo's and torch's versions, the CPU kernels torch picked
+    (AVX2, AVX512...: they explain most CPU speed differences between machines) and the accelerator, if any."""
+    parts = [f"torch {torch.__version__}", f"CPU {torch.backends.cpu.get_cpu_capability()}"]
+    if torch.cuda.is_available():
+        n = torch.cuda.device_count()
+        kind = "ROCm" if torch.version.hip else "CUDA"
+        parts.append(f"{kind} {torch.version.hip or torch.version.cuda}: {torch.cuda.get_device_name(0)}"
+                     + (f" (and {n - 1} more)" if n > 1 else ""))  # fmt: skip
+    elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        parts.append("MPS (Apple GPU)")
+    else:
+        parts.append("no GPU")
+    return f"nnzoo {__version__} ({', '.join(parts)})"
 
 
 _ALLOCATOR_TUNED = False

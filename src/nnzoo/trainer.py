@@ -501,7 +501,7 @@ class Trainer(Runner):
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             peak = rss / 2**20 if sys.platform == "darwin" else rss / 1024
         else:
-            peak = float("nan")  # not measured (Windows has no getrusage)
+            peak = None  # not measured (Windows has no getrusage); None, since NaN is not JSON (metrics.json, serve)
         name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else self.device.type
         return {
             "epochs_run": epochs,

@@ -2,6 +2,13 @@
 folders (Debian's ``dataset-fashion-mnist`` installs to /usr/share/datasets/fashion-mnist), then a download
 through an ordered list of mirrors, each file checked against its md5.
 
+``NNZOO_MIRROR=URL`` puts one mirror before a dataset's own: a file is first fetched from
+``URL/FOLDER/NAME``, where FOLDER/NAME is where the file sits in a data folder (``mnist/train-images-idx3-ubyte.gz``,
+``chinese-poetry/全唐诗/poet.tang.0.json``). That is the cache's layout too, so the cache of a machine that has the
+data, served over HTTP (``python -m http.server -d ~/.cache/nnzoo``), is a mirror for the others. ``file://``
+URLs work as well (a shared drive). When the mirror fails the dataset's own mirrors are tried, and the error says
+which URLs failed and why.
+
 Files a user put on disk are read as they are: an unknown checksum there is a warning, since people bring
 subsets and re-exports. Checksums guard downloads, where a mismatch rejects the file.
 """
@@ -18,11 +25,16 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from ..errors import DataNotFoundError
+import platformdirs
+from tqdm import tqdm
+
+from ..errors import DataNotFoundError, UserError
 
 SYSTEM_DIRS = (Path("/usr/share/datasets"),)
 DOWNLOAD_TIMEOUT_S = 30
+MIRROR_ENV = "NNZOO_MIRROR"
 
 
 @dataclass(frozen=True)
@@ -49,8 +61,12 @@ class Source:
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "nnzoo"
+    """``NNZOO_CACHE_DIR`` if set, else the user cache folder of this OS: ``$XDG_CACHE_HOME/nnzoo`` or
+    ``~/.cache/nnzoo`` on Linux (where it always was), ``~/Library/Caches/nnzoo`` on macOS,
+    ``%LOCALAPPDATA%\\nnzoo\\Cache`` on Windows."""
+    if os.environ.get("NNZOO_CACHE_DIR"):
+        return Path(os.environ["NNZOO_CACHE_DIR"]).expanduser()
+    return Path(platformdirs.user_cache_dir("nnzoo", appauthor=False))
 
 
 def search_roots(data_dir: str | os.PathLike | None) -> list[Path]:
@@ -133,17 +149,31 @@ def download_files(source: Source, target: Path) -> dict[str, Path]:
             out[f.name] = dest
             continue
         errors = []
-        for mirror in source.mirrors:
-            url = mirror.rstrip("/") + "/" + urllib.parse.quote(f.name)  # names may hold non-ASCII (全唐诗/...)
+        for url, label in _urls(source, f):
             try:
                 _fetch(url, dest, f.md5)
                 out[f.name] = dest
                 break
             except (OSError, ValueError) as e:
-                errors.append(f"{url}: {e}")
+                errors.append(f"{url}{label}: {e}")
         else:
             raise OSError("; ".join(errors))
     return out
+
+
+def _urls(source: Source, f: RemoteFile) -> list[tuple[str, str]]:
+    """Where ``f`` is fetched from, in order, each with what an error should add to its URL: NNZOO_MIRROR's copy
+    first (FOLDER/NAME under it, the layout of a data folder), then the dataset's own mirrors (NAME under each)."""
+    urls = [(mirror.rstrip("/") + "/" + urllib.parse.quote(f.name), "") for mirror in source.mirrors]
+    base = os.environ.get(MIRROR_ENV, "").strip()
+    if base:
+        scheme = urllib.parse.urlsplit(base)
+        if scheme.scheme not in ("http", "https", "file") or (scheme.scheme != "file" and not scheme.netloc):
+            raise UserError(f"{MIRROR_ENV}={base} is not a URL: give one like https://mirror.example.org/nnzoo "
+                            "or file:///shared/datasets.")  # fmt: skip
+        path = urllib.parse.quote(f"{source.folders[0]}/{f.name}")  # names may hold non-ASCII (全唐诗/...)
+        urls.insert(0, (base.rstrip("/") + "/" + path, f" ({MIRROR_ENV})"))
+    return urls
 
 
 def _fetch(url: str, dest: Path, md5: str) -> None:
@@ -152,13 +182,24 @@ def _fetch(url: str, dest: Path, md5: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     try:
         h = hashlib.md5()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as resp:
-            for chunk in iter(lambda: resp.read(1 << 20), b""):
+        with (os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as resp,
+              _progress(resp, dest.name) as bar):  # fmt: skip
+            for chunk in iter(lambda: resp.read(1 << 16), b""):
                 h.update(chunk)
                 out.write(chunk)
+                bar.update(len(chunk))
         if h.hexdigest() != md5:
             raise ValueError(f"checksum mismatch (md5 {h.hexdigest()}, expected {md5})")
         os.replace(tmp, dest)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _progress(resp: Any, name: str) -> tqdm:
+    """A progress bar on a terminal; nothing in a log or a pipe, where the "Downloading URL" line says enough and
+    a bar's carriage returns would only garble the file. pythonw on Windows has no stderr at all."""
+    size = resp.headers.get("Content-Length")
+    tty = sys.stderr is not None and sys.stderr.isatty()
+    return tqdm(total=int(size) if size and size.isdigit() else None, desc=name, unit="B", unit_scale=True,
+                unit_divisor=1024, leave=False, disable=not tty, file=sys.stderr)  # fmt: skip

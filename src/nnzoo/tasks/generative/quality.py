@@ -12,8 +12,9 @@ same dataset.
 * Label accuracy (conditional models): how often the judge agrees with the label the samples were drawn for.
 
 The judge is a run folder (``--set model_args.judge=RUN_DIR``) or, by default for GANs, a SimpleCNN that nnzoo
-trains once per dataset (3 epochs of Adam) and caches in ``~/.cache/nnzoo/judges/DATASET-FINGERPRINT/``; the
-fingerprint is a hash of the training images, so a judge is never reused for other data under the same name.
+trains once per dataset (3 epochs of Adam) and caches in ``cache_dir()/judges/DATASET-FINGERPRINT/``
+(``~/.cache/nnzoo/`` on Linux); the fingerprint is a hash of the training images, so a judge is never reused for
+other data under the same name.
 """
 
 from __future__ import annotations
