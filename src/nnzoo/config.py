@@ -6,6 +6,7 @@ Every value has one home in a dataclass below; validation names the setting (and
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 import re
 import types
@@ -27,6 +28,7 @@ CHOICES = {
     "data.task": TASK_CHOICES,
 }  # settings that take one of a few names
 MAX_SEED = 2**63 - 1  # torch.manual_seed takes up to 2**64 - 1; generators and NumPy's seed take less
+TENSORBOARD_MISSING = 'train.tensorboard=true needs the tensorboard package: pip install "nnzoo[tensorboard]".'
 
 # Flags of `nnzoo train` and the settings they set (so a message can name the flag a user typed).
 # The flags of `nnzoo train` that set a setting: flag -> (setting, help). cli.py makes its arguments from this table
@@ -63,6 +65,10 @@ TRAIN_FLAGS: dict[str, tuple[str, str]] = {
     "seed": ("train.seed", "seed of every random stream of the run"),
     "device": ("train.device", "auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps"),
     "max_steps": ("train.max_steps", "stop after this many optimizer steps (quick checks)"),
+    "tensorboard": (
+        "train.tensorboard",
+        "also log to RUN_DIR/tensorboard/ (open with `tensorboard --logdir runs`; needs nnzoo[tensorboard])",
+    ),
 }
 FLAG_SETTINGS = {flag: setting for flag, (setting, _) in TRAIN_FLAGS.items()}
 _FLAGS = {setting: "--" + flag.replace("_", "-") for flag, setting in FLAG_SETTINGS.items()}
@@ -163,7 +169,8 @@ class TrainConfig:
     early_stopping_patience: int | None = None
     monitor: str = "val_loss"  # val_loss (lower is better) or val_accuracy (higher is better)
     max_steps: int | None = None  # stop after this many optimizer steps (smoke runs)
-    log_every: int = 50  # progress refresh, in steps
+    log_every: int = 50  # progress refresh and a steps.jsonl line, in steps
+    tensorboard: bool = False  # also log to RUN_DIR/tensorboard/ (needs the tensorboard package)
 
     def validate(self) -> None:
         """Ranges and meaning of the training settings (types were checked when the config was built)."""
@@ -193,6 +200,8 @@ class TrainConfig:
             raise UserError(f"train.betas must be two numbers in [0, 1), like [0.5, 0.999], not {self.betas!r}.")
         if self.monitor not in ("val_loss", "val_accuracy"):
             raise UserError(f"monitor must be val_loss or val_accuracy, not {self.monitor!r}.")
+        if self.tensorboard and importlib.util.find_spec("tensorboard") is None:  # found without importing it
+            raise UserError(TENSORBOARD_MISSING)
 
 
 @dataclass

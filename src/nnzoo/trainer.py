@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from . import checkpoint, parallel
-from .callbacks import Callback, EarlyStopping, MetricsLogger, ModelCheckpoint, ProgressBar
+from .callbacks import Callback, EarlyStopping, MetricsLogger, ModelCheckpoint, ProgressBar, StepLogger, TensorBoard
 from .config import TrainConfig
 from .data.batches import Batches
 from .data.spec import DataSpec, Split
@@ -141,7 +141,10 @@ class Trainer(Runner):
             if progress:
                 self.callbacks.append(ProgressBar(every=cfg.log_every))
             if run_dir is not None:
-                self.callbacks += [ModelCheckpoint(run_dir), MetricsLogger(run_dir)]
+                steps = StepLogger(run_dir, cfg.log_every)
+                self.callbacks += [ModelCheckpoint(run_dir), MetricsLogger(run_dir), steps]
+                if cfg.tensorboard:
+                    self.callbacks.append(TensorBoard(run_dir, steps))
             if cfg.early_stopping_patience:
                 self.callbacks.append(EarlyStopping(cfg.early_stopping_patience, announce=progress))
             self.callbacks += list(callbacks)
@@ -203,6 +206,11 @@ class Trainer(Runner):
                 v = v.detach().float() * n
                 self._sums[k] = self._sums[k] + v if k in self._sums else v
         self._count += n
+
+    def running_sums(self) -> tuple[dict[str, torch.Tensor], int]:
+        """The epoch's sums so far (each scalar times its batch's samples), on the device, and the sample count:
+        a window's means are the difference of two readings (steps.jsonl), with no sync until they are read."""
+        return self._sums, self._count
 
     def running_metrics(self) -> dict[str, float]:
         """The epoch's means so far, over this rank's samples (the live progress bar shows rank 0's)."""
