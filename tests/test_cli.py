@@ -53,8 +53,10 @@ def test_eval_and_report(trained: Path, data_dir: Path, capsys: pytest.CaptureFi
     r = json.loads(out)
     assert code == 0 and r["samples"] == 200 and 0 <= r["accuracy"] <= 1
     assert np.array(r["confusion_matrix"]).sum() == 200 and len(r["per_class_accuracy"]) == 10
+    png = trained / "eval" / "confusion_matrix.png"
+    assert r["confusion_matrix_png"] == str(png) and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     code, out, _ = run_cli(capsys, "eval", trained, "--data-dir", data_dir)
-    assert code == 0 and "confusion matrix" in out and "accuracy" in out
+    assert code == 0 and "confusion matrix" in out and "accuracy" in out and f"wrote {png}" in out
     (trained / "report" / "worst.png").unlink()
     code, out, _ = run_cli(capsys, "report", trained, "--data-dir", data_dir)
     assert code == 0 and (trained / "report" / "worst.png").is_file() and "curves.png" in out

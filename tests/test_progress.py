@@ -124,3 +124,38 @@ def test_tensorboard_without_the_package_fails_at_once_saying_what_to_install(
     with pytest.raises(UserError, match=r'pip install "nnzoo\[tensorboard\]"'):
         api.train("digits-mlp", out=tmp_path / "r", sets=[("train.tensorboard", True)], progress=False)
     assert not (tmp_path / "r").exists()
+
+
+def test_in_a_jupyter_kernel_the_report_pictures_are_shown_inline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """A kernel is recognised by the IPython it has already imported (nnzoo never imports IPython itself); this
+    stands in for one with a shell that has a kernel and a display() that records what it was given."""
+    import sys
+    import types
+
+    from nnzoo.notebook import in_notebook
+
+    monkeypatch.delitem(sys.modules, "IPython", raising=False)
+    assert not in_notebook()
+    shown: list[str] = []
+    # (events and version_info for matplotlib, which hooks its redraws into a shell it finds)
+    shell = types.SimpleNamespace(kernel=object(), config={}, events=types.SimpleNamespace(register=lambda *a: None))
+    ipython = types.ModuleType("IPython")
+    ipython.version_info = (9, 0)
+    ipython.get_ipython = lambda: shell
+    display = types.ModuleType("IPython.display")
+    display.Image = lambda filename: filename
+    display.display = shown.append
+    ipython.display = display
+    monkeypatch.setitem(sys.modules, "IPython", ipython)
+    monkeypatch.setitem(sys.modules, "IPython.display", display)
+    assert in_notebook()
+    api.train("digits-mlp", out=tmp_path / "r", sets=[("train.epochs", 1)])
+    assert [Path(p).name for p in shown] == ["curves.png", "confusion_matrix.png", "worst.png"]
+    shown.clear()
+    api.evaluate(tmp_path / "r")
+    assert shown == [str(tmp_path / "r" / "eval" / "confusion_matrix.png")]
+    shell.kernel = None  # plain IPython in a terminal: nothing is displayed
+    api.report(tmp_path / "r")
+    assert shown == [str(tmp_path / "r" / "eval" / "confusion_matrix.png")]

@@ -198,14 +198,20 @@ def classify_images(run: LoadedRun, paths: list[str], options: dict[str, Any]) -
 
 
 def confusion(run: LoadedRun, data: Dataset, outputs: torch.Tensor | None) -> dict[str, Any]:
-    """`nnzoo eval`'s per-class accuracy and confusion matrix (rows: true class, columns: predicted)."""
+    """`nnzoo eval`'s per-class accuracy and confusion matrix (rows: true class, columns: predicted), the matrix
+    also drawn as RUN_DIR/eval/confusion_matrix.png. Not report/confusion_matrix.png: that one belongs to the
+    run's own final test, and an eval with another --data-dir must not overwrite it."""
     if outputs is None:
         return {}
     cm = reports.confusion_matrix(data.test.y, outputs.argmax(1), run.spec.num_classes)
     totals = cm.sum(1).clamp(min=1)
     names = run.spec.class_names
+    folder = Path(run.run_dir) / "eval"
+    folder.mkdir(parents=True, exist_ok=True)
+    png = reports.plot_confusion(cm, names, folder / "confusion_matrix.png", f"{run.config.recipe or run.config.model} "
+                                 f"({run.checkpoint.stem} checkpoint)")  # fmt: skip
     return {"per_class_accuracy": {n: (cm[i, i] / totals[i]).item() for i, n in enumerate(names)},
-            "confusion_matrix": cm.tolist(), "class_names": names}  # fmt: skip
+            "confusion_matrix": cm.tolist(), "class_names": names, "confusion_matrix_png": str(png)}  # fmt: skip
 
 
 TASK = Task("classification", extra_metrics=classification_metrics, write_reports=classification_reports,
