@@ -160,7 +160,7 @@ class TrainConfig:
     min_lr: float = 0.0  # "cosine": the rate it decays to (nanoGPT: lr / 10)
     clip_grad_norm: float | None = None
     device: str = "auto"
-    amp: bool = True  # bf16 autocast where the hardware runs bf16 natively (CUDA; CPUs with AVX512-BF16 / AMX)
+    amp: bool = True  # autocast: bf16 on CUDA >= 8.0 and CPUs with AVX512-BF16 / AMX, fp16 + loss scaling on CUDA 7.x
     channels_last: bool = True  # NHWC memory layout for convolutions (CUDA and CPU)
     compile: bool = False
     seed: int = 0

@@ -113,6 +113,10 @@ class Trainer(Runner):
         self.run_config = run_config or {"train": dataclasses.asdict(cfg)}
         seed_everything(cfg.seed, cfg.deterministic)
         self.optimizers = {name: self._build_optimizer(params) for name, params in model.optimizer_groups().items()}
+        # fp16 autocast (CUDA 7.x, see runtime.autocast_dtype) needs loss scaling: one GradScaler per optimizer, so
+        # a GAN's discriminator and generator each skip their own overflowing steps. Disabled ones do nothing.
+        fp16 = self.amp_dtype == torch.float16
+        self.scalers = {name: torch.amp.GradScaler(self.device.type, enabled=fp16) for name in self.optimizers}
         self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
         self._pending_optimizers: dict[str, Any] | None = None  # loaded in fit(), see there
         self._pending_schedulers: dict[str, Any] | None = None
@@ -184,18 +188,25 @@ class Trainer(Runner):
 
     # ---- the step ----------------------------------------------------------------------------------------------
     def optimize(self, loss: torch.Tensor, name: str = "main") -> None:
-        """Backward, clip, step and schedule one optimizer: what ``Model.train_step`` calls."""
-        opt = self.optimizers[name]
+        """Backward, clip, step and schedule one optimizer: what ``Model.train_step`` calls.
+
+        Under fp16 autocast the loss is scaled before the backward (small gradients would underflow fp16), the
+        gradients unscaled before clipping (the norm is the true one), and the step skipped when they overflowed
+        (the scale then halves); with its scaler disabled (bf16, fp32) each call is exactly the plain one.
+        """
+        opt, scaler = self.optimizers[name], self.scalers[name]
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()
         params = [p for g in opt.param_groups for p in g["params"]]
         if self.dist.enabled and self._ddp is None:
             # A model with its own train_step (a GAN: two optimizers, two backwards, D frozen in G's): DDP syncs
             # only one backward per forward through it, so average this optimizer's gradients here instead.
             parallel.average_gradients(params, self.dist.world_size)
         if self.cfg.clip_grad_norm:
+            scaler.unscale_(opt)
             torch.nn.utils.clip_grad_norm_(params, self.cfg.clip_grad_norm)
-        opt.step()
+        scaler.step(opt)
+        scaler.update()
         if name in self.schedulers:
             self.schedulers[name].step()
 
@@ -430,6 +441,7 @@ class Trainer(Runner):
             "model": self.model.state_dict(),
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "scalers": {k: s.state_dict() for k, s in self.scalers.items() if s.is_enabled()},  # fp16's loss scales
             "epoch": self.epoch,
             "global_step": self.global_step,
             "best": {"value": self.best_value, "epoch": self.best_epoch, "bad_epochs": self.bad_epochs},
@@ -447,6 +459,9 @@ class Trainer(Runner):
         self.model.load_state_dict(state["model"])
         self._pending_optimizers = state["optimizers"]
         self._pending_schedulers = state.get("schedulers") or None
+        for name, saved in (state.get("scalers") or {}).items():  # a run saved under fp16 resumed under fp16
+            if name in self.scalers and self.scalers[name].is_enabled():
+                self.scalers[name].load_state_dict(saved)
         saved = (state.get("config") or {}).get("train")
         known = {f.name for f in dataclasses.fields(TrainConfig)}
         self._pending_config = dataclasses.replace(self.cfg, **{k: v for k, v in saved.items() if k in known}) \
