@@ -159,3 +159,43 @@ def test_in_a_jupyter_kernel_the_report_pictures_are_shown_inline(
     shell.kernel = None  # plain IPython in a terminal: nothing is displayed
     api.report(tmp_path / "r")
     assert shown == [str(tmp_path / "r" / "eval" / "confusion_matrix.png")]
+
+
+def test_tensorboard_on_resume_hides_the_steps_past_the_checkpoint(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from torch.utils.tensorboard import SummaryWriter
+
+    sets = [("train.epochs", 3), ("train.batch_size", 64), ("train.log_every", 10), ("data.val_size", 0.1),
+            ("train.tensorboard", True)]  # fmt: skip
+    with pytest.raises(api.Interrupted):
+        api.train("digits-mlp", out=tmp_path / "r", sets=sets, callbacks=[StopAfter(2)], progress=False)
+    with SummaryWriter(str(tmp_path / "r" / "tensorboard")) as w:  # as if it had trained on to step 50, then died
+        for step in (50, 60):
+            w.add_scalar("step/loss", 99.0, step)
+    api.train("digits-mlp", out=tmp_path / "r", resume=True, progress=False)
+    events = EventAccumulator(str(tmp_path / "r" / "tensorboard"), size_guidance={"scalars": 0})
+    events.Reload()
+    logged = events.Scalars("step/loss")
+    steps = read_jsonl(tmp_path / "r" / "steps.jsonl")
+    assert [e.step for e in logged] == [s["step"] for s in steps] == [10, 20, 21, 30, 40, 42, 50, 60, 63]
+    assert [e.value for e in logged] == pytest.approx([s["loss"] for s in steps], rel=1e-6)
+    assert [e.step for e in events.Scalars("train/loss")] == [21, 42, 63]
+
+
+def test_a_language_model_writes_a_sample_and_tensorboard_shows_it(tmp_path: Path) -> None:
+    from conftest import POEMS
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    (tmp_path / "poems.txt").write_text("".join(p + "\n" for p in POEMS * 12), encoding="utf-8")
+    api.train("tang-poems-char-lstm", out=tmp_path / "lm", progress=False,
+              overrides={"dataset": "tang300", "data_file": str(tmp_path / "poems.txt"), "max_steps": 3},
+              sets=[("model_args.hidden", 32), ("model_args.embed", 16), ("data.seq_len", 24),
+                    ("train.tensorboard", True), ("train.log_every", 1)])  # fmt: skip
+    sample = (tmp_path / "lm" / "report" / "sample.txt").read_text(encoding="utf-8")
+    assert len(sample.rstrip("\n")) == 200 and set(sample) <= set("".join(POEMS) + "\n\ufffd")
+    steps = json.loads((tmp_path / "lm" / "metrics.json").read_text())["steps"]
+    assert [s["step"] for s in read_jsonl(tmp_path / "lm" / "steps.jsonl")] == list(range(1, steps + 1))
+    events = EventAccumulator(str(tmp_path / "lm" / "tensorboard"), size_guidance={"tensors": 0})
+    events.Reload()
+    text = events.Tensors("report/sample/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert sample.rstrip("\n") in text

@@ -333,11 +333,13 @@ class TensorBoard(Callback):
 
         writer, step = self._open(), trainer.global_step  # a second event file beside the first: TensorBoard reads both
         try:
-            for path in paths:
-                if Path(path).suffix.lower() == ".png":
+            for path in map(Path, paths):
+                if path.suffix.lower() == ".png":
                     with Image.open(path) as im:
-                        writer.add_image(f"report/{Path(path).stem}", np.asarray(im.convert("RGB")), step,
+                        writer.add_image(f"report/{path.stem}", np.asarray(im.convert("RGB")), step,
                                          dataformats="HWC")  # fmt: skip
+                elif path.suffix.lower() == ".txt":  # a language model's sample: as text, in a code block
+                    writer.add_text(f"report/{path.stem}", "```\n" + path.read_text(encoding="utf-8") + "\n```", step)
             writer.add_text("run/metrics.json", "```\n" + json.dumps(metrics, indent=2) + "\n```", step)
             test = {f"hparam/test_{k}": float(v) for k, v in metrics.get("test", {}).items()
                     if isinstance(v, (int, float)) and not isinstance(v, bool)}  # fmt: skip
