@@ -7,6 +7,7 @@ GradScaler("cpu") scales, unscales, skips and saves as the CUDA one does).
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -103,11 +104,13 @@ def test_fp16_with_loss_scaling_trains(fp16: None) -> None:
 def test_an_overflowing_step_is_skipped_and_the_scale_halves(fp16: None) -> None:
     data = _digits()
     t = Trainer(create_model("mlp", data.spec, hidden=[32]), _cfg(), spec=data.spec, progress=False)
+    t._start_schedules(21)  # the cosine schedule, as fit builds it
     before = {k: v.clone() for k, v in t.model.state_dict().items()}
-    x = data.train.x[:64].float().flatten(1)
     with t.autocast():
-        loss = t.model(x.view(-1, *data.spec.input_shape)).float().sum() * 1e35  # its scaled gradients overflow
-    t.optimize(loss)
+        loss = t.model(data.train.x[:64].float()).float().sum() * 1e35  # its scaled gradients overflow
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # PyTorch's "lr_scheduler.step() before optimizer.step()" is not shown
+        t.optimize(loss)
     assert t.scalers["main"].get_scale() == 2.0**15  # from 2**16
     for k, v in t.model.state_dict().items():
         assert torch.equal(v, before[k]), k  # the step was skipped

@@ -199,3 +199,16 @@ def test_a_language_model_writes_a_sample_and_tensorboard_shows_it(tmp_path: Pat
     events.Reload()
     text = events.Tensors("report/sample/text_summary")[0].tensor_proto.string_val[0].decode()
     assert sample.rstrip("\n") in text
+
+
+def test_a_run_logged_to_tensorboard_is_evaluated_without_the_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    api.train("digits-mlp", out=tmp_path / "r", sets=[("train.epochs", 1), ("train.tensorboard", True)], progress=False)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else real(name, *a))
+    assert api.evaluate(tmp_path / "r")["accuracy"] > 0.1  # eval, predict and serve need no TensorBoard
+    with pytest.raises(UserError, match=r'pip install "nnzoo\[tensorboard\]"'):
+        api.train("digits-mlp", out=tmp_path / "r", resume=True, overrides={"epochs": 2}, progress=False)

@@ -6,7 +6,6 @@ Every value has one home in a dataclass below; validation names the setting (and
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import math
 import re
 import types
@@ -28,6 +27,8 @@ CHOICES = {
     "data.task": TASK_CHOICES,
 }  # settings that take one of a few names
 MAX_SEED = 2**63 - 1  # torch.manual_seed takes up to 2**64 - 1; generators and NumPy's seed take less
+# Said when a run asks for TensorBoard (training.make_config, and the TensorBoard callback for Trainers built in
+# Python) and not by validate(): eval, predict and serve rebuild a run's config without needing the package.
 TENSORBOARD_MISSING = 'train.tensorboard=true needs the tensorboard package: pip install "nnzoo[tensorboard]".'
 
 # Flags of `nnzoo train` and the settings they set (so a message can name the flag a user typed).
@@ -200,8 +201,6 @@ class TrainConfig:
             raise UserError(f"train.betas must be two numbers in [0, 1), like [0.5, 0.999], not {self.betas!r}.")
         if self.monitor not in ("val_loss", "val_accuracy"):
             raise UserError(f"monitor must be val_loss or val_accuracy, not {self.monitor!r}.")
-        if self.tensorboard and importlib.util.find_spec("tensorboard") is None:  # found without importing it
-            raise UserError(TENSORBOARD_MISSING)
 
 
 @dataclass

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import importlib.util
 import json
 import os
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ import torch
 
 from . import checkpoint, files, parallel
 from .callbacks import Callback
-from .config import FLAG_SETTINGS, DataConfig, RunConfig, TrainConfig
+from .config import FLAG_SETTINGS, TENSORBOARD_MISSING, DataConfig, RunConfig, TrainConfig
 from .data import DATASETS, check_options, dataset_spec, load_dataset
 from .data.spec import Dataset
 from .errors import UserError
@@ -103,6 +104,8 @@ def make_config(recipe: str | RunConfig, overrides: dict[str, Any] | None = None
         cfg.override(key, value)
     cfg.train.validate()
     cfg.data.validate()
+    if cfg.train.tensorboard and importlib.util.find_spec("tensorboard") is None:  # found without importing it
+        raise UserError(TENSORBOARD_MISSING)
     check_compatible(cfg.model, dataset_spec(cfg.data.name), cfg.data)
     if cfg.data.name != recipe_dataset:  # the recipe's options for its own dataset that this one does not read
         given = {k.removeprefix("data.options.") for k, _ in sets}
