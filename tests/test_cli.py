@@ -181,3 +181,12 @@ def test_output_into_a_closed_pipe_ends_quietly() -> None:
     p = subprocess.run(f'{sys.executable} -c "{code}" | head -1', shell=True, capture_output=True, text=True,
                        executable="/bin/bash")  # fmt: skip
     assert p.stdout == "x" * 100 + "\n" and "Traceback" not in p.stderr and p.stderr == ""
+
+
+def test_eval_of_a_run_folder_it_cannot_write_still_answers(
+    trained: Path, data_dir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    (trained / "eval").write_text("a file where the eval/ folder would go")  # mkdir fails, as in a read-only folder
+    code, out, err = run_cli(capsys, "eval", trained, "--data-dir", data_dir)
+    assert code == 0 and "confusion matrix" in out and "wrote" not in out
+    assert err.startswith("note: the confusion matrix was not drawn: could not write") and "Traceback" not in err

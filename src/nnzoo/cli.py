@@ -186,6 +186,8 @@ def _print_eval(r: dict[str, Any]) -> None:
             print(f"{n:>{w}} " + " ".join(f"{v:>{w}}" for v in row) + f" {100 * acc:>8.1f}%")
     if "confusion_matrix_png" in r:
         print(f"\nwrote {r['confusion_matrix_png']}")
+    for note in r.get("notes", []):
+        print(f"note: {note}", file=sys.stderr)
 
 
 def _without_nproc(argv: Sequence[str]) -> list[str]:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from .. import reports
+from .. import files, reports
 from ..data.labelled_text import encode_texts
 from ..data.text import read_user_text
 from ..errors import UserError
@@ -206,12 +206,17 @@ def confusion(run: LoadedRun, data: Dataset, outputs: torch.Tensor | None) -> di
     cm = reports.confusion_matrix(data.test.y, outputs.argmax(1), run.spec.num_classes)
     totals = cm.sum(1).clamp(min=1)
     names = run.spec.class_names
-    folder = Path(run.run_dir) / "eval"
-    folder.mkdir(parents=True, exist_ok=True)
-    png = reports.plot_confusion(cm, names, folder / "confusion_matrix.png", f"{run.config.recipe or run.config.model} "
-                                 f"({run.checkpoint.stem} checkpoint)")  # fmt: skip
-    return {"per_class_accuracy": {n: (cm[i, i] / totals[i]).item() for i, n in enumerate(names)},
-            "confusion_matrix": cm.tolist(), "class_names": names, "confusion_matrix_png": str(png)}  # fmt: skip
+    out: dict[str, Any] = {"per_class_accuracy": {n: (cm[i, i] / totals[i]).item() for i, n in enumerate(names)},
+                           "confusion_matrix": cm.tolist(), "class_names": names}  # fmt: skip
+    png = Path(run.run_dir) / "eval" / "confusion_matrix.png"
+    try:
+        png.parent.mkdir(parents=True, exist_ok=True)
+        title = f"{run.config.recipe or run.config.model} ({run.checkpoint.stem} checkpoint)"
+        out["confusion_matrix_png"] = str(reports.plot_confusion(cm, names, png, title))
+    except (OSError, files.WriteFailed) as e:  # a run folder one may read but not write: the numbers still count
+        reason = e.reason if isinstance(e, files.WriteFailed) else e.strerror or str(e)
+        out["notes"] = [f"the confusion matrix was not drawn: could not write {png} ({reason})"]
+    return out
 
 
 TASK = Task("classification", extra_metrics=classification_metrics, write_reports=classification_reports,
