@@ -459,9 +459,9 @@ class Trainer(Runner):
         self.model.load_state_dict(state["model"])
         self._pending_optimizers = state["optimizers"]
         self._pending_schedulers = state.get("schedulers") or None
-        for name, saved in (state.get("scalers") or {}).items():  # a run saved under fp16 resumed under fp16
+        for name, scale in (state.get("scalers") or {}).items():  # a run saved under fp16, resumed under fp16
             if name in self.scalers and self.scalers[name].is_enabled():
-                self.scalers[name].load_state_dict(saved)
+                self.scalers[name].load_state_dict(scale)
         saved = (state.get("config") or {}).get("train")
         known = {f.name for f in dataclasses.fields(TrainConfig)}
         self._pending_config = dataclasses.replace(self.cfg, **{k: v for k, v in saved.items() if k in known}) \
