@@ -53,8 +53,10 @@ def test_eval_and_report(trained: Path, data_dir: Path, capsys: pytest.CaptureFi
     r = json.loads(out)
     assert code == 0 and r["samples"] == 200 and 0 <= r["accuracy"] <= 1
     assert np.array(r["confusion_matrix"]).sum() == 200 and len(r["per_class_accuracy"]) == 10
+    png = trained / "eval" / "confusion_matrix.png"
+    assert r["confusion_matrix_png"] == str(png) and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     code, out, _ = run_cli(capsys, "eval", trained, "--data-dir", data_dir)
-    assert code == 0 and "confusion matrix" in out and "accuracy" in out
+    assert code == 0 and "confusion matrix" in out and "accuracy" in out and f"wrote {png}" in out
     (trained / "report" / "worst.png").unlink()
     code, out, _ = run_cli(capsys, "report", trained, "--data-dir", data_dir)
     assert code == 0 and (trained / "report" / "worst.png").is_file() and "curves.png" in out
@@ -179,3 +181,12 @@ def test_output_into_a_closed_pipe_ends_quietly() -> None:
     p = subprocess.run(f'{sys.executable} -c "{code}" | head -1', shell=True, capture_output=True, text=True,
                        executable="/bin/bash")  # fmt: skip
     assert p.stdout == "x" * 100 + "\n" and "Traceback" not in p.stderr and p.stderr == ""
+
+
+def test_eval_of_a_run_folder_it_cannot_write_still_answers(
+    trained: Path, data_dir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    (trained / "eval").write_text("a file where the eval/ folder would go")  # mkdir fails, as in a read-only folder
+    code, out, err = run_cli(capsys, "eval", trained, "--data-dir", data_dir)
+    assert code == 0 and "confusion matrix" in out and "wrote" not in out
+    assert err.startswith("note: the confusion matrix was not drawn: could not write") and "Traceback" not in err

@@ -42,6 +42,7 @@ from .models import (
     check_compatible,
     create_model,
 )
+from .notebook import show_images
 from .paths import check_output
 from .recipes import RECIPES, load_recipe  # noqa: F401
 from .recipes import description as recipe_description
@@ -134,6 +135,8 @@ def evaluate(run_dir: str | os.PathLike, *, data_dir: str | None = None, device:
     task = get_task(run.spec.task)
     if task.evaluation is not None:
         result.update(task.evaluation(run, data, outputs))
+    if "confusion_matrix_png" in result:
+        show_images([result["confusion_matrix_png"]])  # in a Jupyter kernel, inline; elsewhere nothing
     return result
 
 
@@ -168,7 +171,9 @@ def report(run_dir: str | os.PathLike, *, data_dir: str | None = None, device: s
     data = _load_data(run, data_dir)
     trainer = _trainer_for(load_run(run_dir, which="best"), device)
     _, outputs = trainer.evaluate_with_outputs(data.test)
-    return write_reports(list(run.payload.get("history", [])), data, outputs, Path(run_dir), run.config, trainer)
+    paths = write_reports(list(run.payload.get("history", [])), data, outputs, Path(run_dir), run.config, trainer)
+    show_images(paths)  # in a Jupyter kernel, inline; elsewhere nothing
+    return paths
 
 
 def generate(run_dir: str | os.PathLike, **options: Any) -> dict[str, Any]:

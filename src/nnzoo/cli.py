@@ -293,6 +293,10 @@ def _print_eval(r: dict[str, Any]) -> None:
         for n, row in zip(names, r["confusion_matrix"]):
             acc = r["per_class_accuracy"][r["class_names"][names.index(n)]]
             print(f"{n:>{w}} " + " ".join(f"{v:>{w}}" for v in row) + f" {100 * acc:>8.1f}%")
+    if "confusion_matrix_png" in r:
+        print(f"\nwrote {r['confusion_matrix_png']}")
+    for note in r.get("notes", []):
+        print(f"note: {note}", file=sys.stderr)
 
 
 def _without_nproc(argv: Sequence[str]) -> list[str]:

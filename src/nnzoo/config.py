@@ -27,6 +27,9 @@ CHOICES = {
     "data.task": TASK_CHOICES,
 }  # settings that take one of a few names
 MAX_SEED = 2**63 - 1  # torch.manual_seed takes up to 2**64 - 1; generators and NumPy's seed take less
+# Said when a run asks for TensorBoard (training.make_config, and the TensorBoard callback for Trainers built in
+# Python) and not by validate(): eval, predict and serve rebuild a run's config without needing the package.
+TENSORBOARD_MISSING = 'train.tensorboard=true needs the tensorboard package: pip install "nnzoo[tensorboard]".'
 
 # Flags of `nnzoo train` and the settings they set (so a message can name the flag a user typed).
 # The flags of `nnzoo train` that set a setting: flag -> (setting, help). cli.py makes its arguments from this table
@@ -63,6 +66,10 @@ TRAIN_FLAGS: dict[str, tuple[str, str]] = {
     "seed": ("train.seed", "seed of every random stream of the run"),
     "device": ("train.device", "auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps"),
     "max_steps": ("train.max_steps", "stop after this many optimizer steps (quick checks)"),
+    "tensorboard": (
+        "train.tensorboard",
+        "also log to RUN_DIR/tensorboard/ (open with `tensorboard --logdir runs`; needs nnzoo[tensorboard])",
+    ),
 }
 FLAG_SETTINGS = {flag: setting for flag, (setting, _) in TRAIN_FLAGS.items()}
 _FLAGS = {setting: "--" + flag.replace("_", "-") for flag, setting in FLAG_SETTINGS.items()}
@@ -156,7 +163,7 @@ class TrainConfig:
     min_lr: float = 0.0  # "cosine": the rate it decays to (nanoGPT: lr / 10)
     clip_grad_norm: float | None = None
     device: str = "auto"
-    amp: bool = True  # bf16 autocast where the hardware runs bf16 natively (CUDA; CPUs with AVX512-BF16 / AMX)
+    amp: bool = True  # autocast: bf16 on CUDA >= 8.0 and CPUs with AVX512-BF16 / AMX, fp16 + loss scaling on CUDA 7.x
     channels_last: bool = True  # NHWC memory layout for convolutions (CUDA and CPU)
     compile: bool = False
     seed: int = 0
@@ -165,7 +172,8 @@ class TrainConfig:
     early_stopping_patience: int | None = None
     monitor: str = "val_loss"  # val_loss (lower is better) or val_accuracy (higher is better)
     max_steps: int | None = None  # stop after this many optimizer steps (smoke runs)
-    log_every: int = 50  # progress refresh, in steps
+    log_every: int = 50  # progress refresh and a steps.jsonl line, in steps
+    tensorboard: bool = False  # also log to RUN_DIR/tensorboard/ (needs the tensorboard package)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:

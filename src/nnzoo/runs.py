@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from . import checkpoint, reports
+from .callbacks import read_jsonl
 from .config import RunConfig
 from .data import arrays, load_dataset
 from .data.spec import Dataset, DataSpec
@@ -101,7 +102,9 @@ def write_reports(history: list[dict[str, Any]], data: Dataset, outputs: torch.T
     folder = run_dir / "report"
     folder.mkdir(parents=True, exist_ok=True)
     loss_is = trainer.model.loss_meaning if trainer is not None else None
-    paths = [reports.plot_curves(history, folder / "curves.png", cfg.recipe or cfg.model, loss_is)] if history else []
+    steps = read_jsonl(run_dir / "steps.jsonl")  # written every log_every steps: a curve within each epoch
+    paths = [reports.plot_curves(history, folder / "curves.png", cfg.recipe or cfg.model, loss_is, steps)] \
+        if history else []  # fmt: skip
     task = get_task(data.spec.task)
     if task.write_reports is not None:
         paths += task.write_reports(history, data, outputs, folder, cfg)

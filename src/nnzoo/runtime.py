@@ -142,20 +142,37 @@ def distributed_session(cfg: TrainConfig, enabled: bool = True) -> Iterator[Cont
 
 
 def autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """bf16 where the hardware computes it natively, else None (full fp32).
+    """The dtype autocast lowers matmuls and convolutions to on ``device``, or None for full fp32.
 
-    On CUDA that is every GPU from Ampere on; on CPUs, oneDNN's bf16 kernels need AVX512-BF16 or AMX, where they
-    ran SimpleCNN's training step 2.6-3.3x faster than fp32 on 2 cores (bench/cpu_precision.py). Weights, the
-    optimizer and the loss stay fp32 (autocast only lowers the matmuls and convolutions).
+    - CUDA, compute capability 8.0 and up (Ampere, Ada, Hopper...): bf16, which these GPUs compute natively. Not
+      ``torch.cuda.is_bf16_supported()`` alone: by default it counts emulation as support, and a T4 (7.5, Colab's
+      free GPU) would be handed bf16 that its tensor cores cannot run.
+    - CUDA 7.x (Volta V100, Turing T4 and RTX 20xx): fp16, whose tensor cores these GPUs have; fp16's narrow range
+      needs loss scaling, which the Trainer does with a GradScaler (see ``Trainer.optimize``).
+    - CUDA below 7.0 (Pascal and older): fp32; they have no tensor cores for fp16 to pay off on.
+    - CPUs: bf16 where oneDNN's bf16 kernels are native (AVX512-BF16 or AMX), where they ran SimpleCNN's training
+      step 2.6-3.3x faster than fp32 on 2 cores (bench/cpu_precision.py); else fp32.
+
+    Weights, the optimizer and the loss stay fp32 (autocast only lowers the matmuls and convolutions).
     """
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+        capability = torch.cuda.get_device_capability(device)
+        if capability >= (8, 0) and _native_cuda_bf16():
+            return torch.bfloat16
+        return torch.float16 if capability >= (7, 0) else None
     if device.type == "cpu":
         try:
             return torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else None
         except (AttributeError, RuntimeError):
             return None
     return None
+
+
+def _native_cuda_bf16() -> bool:
+    try:
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:  # PyTorch before 2.3 has no including_emulation, and counts no emulation
+        return torch.cuda.is_bf16_supported()
 
 
 class Runner:

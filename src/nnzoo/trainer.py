@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from . import checkpoint, parallel
-from .callbacks import Callback, EarlyStopping, MetricsLogger, ModelCheckpoint, ProgressBar
+from .callbacks import Callback, EarlyStopping, MetricsLogger, ModelCheckpoint, ProgressBar, StepLogger, TensorBoard
 from .config import TrainConfig
 from .data.arrays import spec_for
 from .data.batches import Batches
@@ -139,6 +139,10 @@ class Trainer(Runner):
         self.run_config = run_config or python_run_config(model, cfg)
         seed_everything(cfg.seed, cfg.deterministic)
         self.optimizers = {name: self._build_optimizer(params) for name, params in model.optimizer_groups().items()}
+        # fp16 autocast (CUDA 7.x, see runtime.autocast_dtype) needs loss scaling: one GradScaler per optimizer, so
+        # a GAN's discriminator and generator each skip their own overflowing steps. Disabled ones do nothing.
+        fp16 = self.amp_dtype == torch.float16
+        self.scalers = {name: torch.amp.GradScaler(self.device.type, enabled=fp16) for name in self.optimizers}
         self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
         self._pending_optimizers: dict[str, Any] | None = None  # loaded in fit(), see there
         self._pending_schedulers: dict[str, Any] | None = None
@@ -167,7 +171,10 @@ class Trainer(Runner):
             if progress:
                 self.callbacks.append(ProgressBar(every=cfg.log_every))
             if run_dir is not None:
-                self.callbacks += [ModelCheckpoint(run_dir), MetricsLogger(run_dir)]
+                steps = StepLogger(run_dir, cfg.log_every)
+                self.callbacks += [ModelCheckpoint(run_dir), MetricsLogger(run_dir), steps]
+                if cfg.tensorboard:
+                    self.callbacks.append(TensorBoard(run_dir, steps))
             if cfg.early_stopping_patience:
                 self.callbacks.append(EarlyStopping(cfg.early_stopping_patience, announce=progress))
             self.callbacks += list(callbacks)
@@ -210,18 +217,25 @@ class Trainer(Runner):
 
     # ---- the step ----------------------------------------------------------------------------------------------
     def optimize(self, loss: torch.Tensor, name: str = "main") -> None:
-        """Backward, clip, step and schedule one optimizer: what ``Model.train_step`` calls."""
-        opt = self.optimizers[name]
+        """Backward, clip, step and schedule one optimizer: what ``Model.train_step`` calls.
+
+        Under fp16 autocast the loss is scaled before the backward (small gradients would underflow fp16), the
+        gradients unscaled before clipping (the norm is the true one), and the step skipped when they overflowed
+        (the scale then halves); with its scaler disabled (bf16, fp32) each call is exactly the plain one.
+        """
+        opt, scaler = self.optimizers[name], self.scalers[name]
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()
         params = [p for g in opt.param_groups for p in g["params"]]
         if self.dist.enabled and self._ddp is None:
             # A model with its own train_step (a GAN: two optimizers, two backwards, D frozen in G's): DDP syncs
             # only one backward per forward through it, so average this optimizer's gradients here instead.
             parallel.average_gradients(params, self.dist.world_size)
         if self.cfg.clip_grad_norm:
+            scaler.unscale_(opt)
             torch.nn.utils.clip_grad_norm_(params, self.cfg.clip_grad_norm)
-        opt.step()
+        scaler.step(opt)
+        scaler.update()
         if name in self.schedulers:
             self.schedulers[name].step()
 
@@ -232,6 +246,11 @@ class Trainer(Runner):
                 v = v.detach().float() * n
                 self._sums[k] = self._sums[k] + v if k in self._sums else v
         self._count += n
+
+    def running_sums(self) -> tuple[dict[str, torch.Tensor], int]:
+        """The epoch's sums so far (each scalar times its batch's samples), on the device, and the sample count:
+        a window's means are the difference of two readings (steps.jsonl), with no sync until they are read."""
+        return self._sums, self._count
 
     def running_metrics(self) -> dict[str, float]:
         """The epoch's means so far, over this rank's samples (the live progress bar shows rank 0's)."""
@@ -460,6 +479,7 @@ class Trainer(Runner):
             "model": self.model.state_dict(),
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "scalers": {k: s.state_dict() for k, s in self.scalers.items() if s.is_enabled()},  # fp16's loss scales
             "epoch": self.epoch,
             "global_step": self.global_step,
             "best": {"value": self.best_value, "epoch": self.best_epoch, "bad_epochs": self.bad_epochs},
@@ -477,6 +497,9 @@ class Trainer(Runner):
         self.model.load_state_dict(state["model"])
         self._pending_optimizers = state["optimizers"]
         self._pending_schedulers = state.get("schedulers") or None
+        for name, scale in (state.get("scalers") or {}).items():  # a run saved under fp16, resumed under fp16
+            if name in self.scalers and self.scalers[name].is_enabled():
+                self.scalers[name].load_state_dict(scale)
         saved = (state.get("config") or {}).get("train")
         known = {f.name for f in dataclasses.fields(TrainConfig)}
         self._pending_config = dataclasses.replace(self.cfg, **{k: v for k, v in saved.items() if k in known}) \

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import importlib.util
 import json
 import os
 from collections.abc import Sequence
@@ -17,11 +18,12 @@ import torch
 
 from . import checkpoint, files, parallel
 from .callbacks import Callback
-from .config import FLAG_SETTINGS, DataConfig, RunConfig, TrainConfig
+from .config import FLAG_SETTINGS, TENSORBOARD_MISSING, DataConfig, RunConfig, TrainConfig
 from .data import DATASETS, check_options, dataset_spec, load_dataset
 from .data.spec import Dataset
 from .errors import UserError
 from .models import MODELS, check_compatible, create_model
+from .notebook import show_images
 from .paths import check_output
 from .recipes import RECIPES, load_recipe
 from .runs import RunResult, latest_run, new_run_dir, write_reports
@@ -102,6 +104,8 @@ def make_config(recipe: str | RunConfig, overrides: dict[str, Any] | None = None
         cfg.override(key, value)
     cfg.train.validate()
     cfg.data.validate()
+    if cfg.train.tensorboard and importlib.util.find_spec("tensorboard") is None:  # found without importing it
+        raise UserError(TENSORBOARD_MISSING)
     check_compatible(cfg.model, dataset_spec(cfg.data.name), cfg.data)
     if cfg.data.name != recipe_dataset:  # the recipe's options for its own dataset that this one does not read
         given = {k.removeprefix("data.options.") for k, _ in sets}
@@ -300,12 +304,15 @@ def _finish_run(trainer: Trainer, data: Dataset, cfg: RunConfig, run_dir: Path, 
     if cfg.expected:
         metrics["expected"] = cfg.expected
         metrics["meets_expected"] = _meets(metrics, cfg.expected)
-    write_reports(trainer.history, data, outputs, run_dir, cfg, trainer)
+    paths = write_reports(trainer.history, data, outputs, run_dir, cfg, trainer)
     # Last: a metrics.json newer than last.pt tells --resume that everything is written (see _finished).
     files.atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    for cb in trainer.callbacks:  # after metrics.json: what a callback does with them cannot lose the result
+        cb.on_report(trainer, metrics, paths)
     if progress:
         shown = "  ".join(f"{k} {v:.4f}" for k, v in test.items())
         print(f"test ({which} checkpoint): {shown}\nwrote {run_dir}/metrics.json and {run_dir}/report/", flush=True)
+        show_images(paths)  # in a Jupyter kernel: the report pictures inline, under the run's output
     return metrics
 
 

@@ -81,22 +81,56 @@ def quiet_glyphs(labels: list[str] | str = "") -> Iterator[None]:
         yield
 
 
-def plot_curves(history: list[dict[str, Any]], path: Path, title: str = "", loss_is: str | None = None) -> Path:
-    """Loss (and accuracy) per epoch; ``loss_is`` says on the axis what the loss measures (a model's loss_meaning)."""
+def plot_curves(history: list[dict[str, Any]], path: Path, title: str = "", loss_is: str | None = None,
+                steps: list[dict[str, Any]] | None = None) -> Path:  # fmt: skip
+    """Loss (and accuracy) per epoch, and the learning rate in a panel of its own; ``loss_is`` says on the axis
+    what the loss measures (a model's loss_meaning).
+
+    ``steps`` are the lines of steps.jsonl: drawn as a thin line beside the epoch points, at fractional epochs
+    (epoch 1 at 0.25 is a quarter into the first epoch; an epoch's point sits at its end), so a run of one or two
+    epochs, a GPT recipe, still shows a curve. The learning rate is drawn from them too when there are any.
+    """
     plt = _plt()
+    steps = [s for s in steps or () if isinstance(s.get("epoch"), int) and isinstance(s.get("epoch_fraction"), float)]
+    at = [s["epoch"] - 1 + s["epoch_fraction"] for s in steps]
     epochs = [h["epoch"] for h in history]
     metrics = [m for m in ("loss", "accuracy") if any(m in h for h in history)]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4), squeeze=False)
+    has_lr = any("lr" in h for h in history) or any("lr" in s for s in steps)
+    panels = len(metrics) + has_lr
+    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4), squeeze=False)
     for ax, m in zip(axes[0], metrics):
-        for prefix, style in (("", "-o"), ("val_", "-s")):
+        ys = [s.get(m) for s in steps]
+        if any(y is not None for y in ys):
+            ax.plot(at, ys, "-", linewidth=0.8, alpha=0.6, color="tab:blue",
+                    label=f"train {m} (every {_every(steps)} steps)")  # fmt: skip
+        # With a step line to read them against, the train epoch points stand alone; without one they are joined.
+        train_style = "o" if steps else "-o"
+        for prefix, style, color in (("", train_style, "tab:blue"), ("val_", "-s", "tab:orange")):
             ys = [h.get(prefix + m) for h in history]
             if any(y is not None for y in ys):
-                ax.plot(epochs, ys, style, label=("validation " if prefix else "train ") + m, markersize=3)
+                ax.plot(epochs, ys, style, color=color, markersize=3,
+                        label=("validation " if prefix else "train ") + m + (" (epoch)" if steps else ""))  # fmt: skip
         ax.set_xlabel("epoch")
         ax.set_ylabel(textwrap.fill(f"loss: {loss_is}", 48) if m == "loss" and loss_is else m)
         ax.grid(alpha=0.3)
         ax.legend()
+    if has_lr:
+        ax = axes[0][-1]
+        if any("lr" in s for s in steps):
+            ax.plot(at, [s.get("lr") for s in steps], "-", color="tab:green")
+        else:
+            ax.plot(epochs, [h.get("lr") for h in history], "-o", color="tab:green", markersize=3)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("learning rate")
+        ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
+        ax.grid(alpha=0.3)
     return save_figure(fig, path, title)
+
+
+def _every(steps: list[dict[str, Any]]) -> int:
+    """The usual distance between two lines of steps.jsonl (log_every), for the legend."""
+    gaps = [b["step"] - a["step"] for a, b in zip(steps, steps[1:]) if b["step"] > a["step"]]
+    return max(set(gaps), key=gaps.count) if gaps else 1
 
 
 def confusion_matrix(y_true: torch.Tensor, y_pred: torch.Tensor, num_classes: int) -> torch.Tensor:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from .. import reports
+from .. import files, reports
 from ..data.labelled_text import encode_texts
 from ..data.text import read_user_text
 from ..errors import UserError
@@ -204,14 +204,25 @@ def answers(run: LoadedRun, outputs: torch.Tensor, options: dict[str, Any]) -> l
 
 
 def confusion(run: LoadedRun, data: Dataset, outputs: torch.Tensor | None) -> dict[str, Any]:
-    """`nnzoo eval`'s per-class accuracy and confusion matrix (rows: true class, columns: predicted)."""
+    """`nnzoo eval`'s per-class accuracy and confusion matrix (rows: true class, columns: predicted), the matrix
+    also drawn as RUN_DIR/eval/confusion_matrix.png. Not report/confusion_matrix.png: that one belongs to the
+    run's own final test, and an eval with another --data-dir must not overwrite it."""
     if outputs is None:
         return {}
     cm = reports.confusion_matrix(data.test.y, outputs.argmax(1), run.spec.num_classes)
     totals = cm.sum(1).clamp(min=1)
     names = run.spec.class_names
-    return {"per_class_accuracy": {n: (cm[i, i] / totals[i]).item() for i, n in enumerate(names)},
-            "confusion_matrix": cm.tolist(), "class_names": names}  # fmt: skip
+    out: dict[str, Any] = {"per_class_accuracy": {n: (cm[i, i] / totals[i]).item() for i, n in enumerate(names)},
+                           "confusion_matrix": cm.tolist(), "class_names": names}  # fmt: skip
+    png = Path(run.run_dir) / "eval" / "confusion_matrix.png"
+    try:
+        png.parent.mkdir(parents=True, exist_ok=True)
+        title = f"{run.config.recipe or run.config.model} ({run.checkpoint.stem} checkpoint)"
+        out["confusion_matrix_png"] = str(reports.plot_confusion(cm, names, png, title))
+    except (OSError, files.WriteFailed) as e:  # a run folder one may read but not write: the numbers still count
+        reason = e.reason if isinstance(e, files.WriteFailed) else e.strerror or str(e)
+        out["notes"] = [f"the confusion matrix was not drawn: could not write {png} ({reason})"]
+    return out
 
 
 TASK = Task("classification", extra_metrics=classification_metrics, write_reports=classification_reports,
