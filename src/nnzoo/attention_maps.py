@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .data.labelled_text import TextEncoder
 from .data.text import UNK, CharVocab
 from .errors import UserError
 from .images import open_image, to_model_input
@@ -50,10 +51,22 @@ def _pick(name: str, value: int | None, count: int) -> list[int]:
     return [value - 1]
 
 
+def _token_ids(run: Any, text: str) -> tuple[torch.Tensor, list[str], list[str]]:
+    """A classifier of words or subwords: the text as its training texts were tokenized, the tokens shown."""
+    encoder = TextEncoder(run.spec)
+    pieces = encoder.tokens(text)[: run.model.num_tokens]
+    if pieces and all(i == 0 for i in encoder.vocab.ids(pieces)):
+        raise UserError("No token of the input is in the model's vocabulary.")
+    notes = encoder.notes(encoder.tokens(text))
+    return torch.tensor(encoder.vocab.ids(pieces) or [0])[None], pieces or [UNK], notes
+
+
 def _text_ids(run: Any, text: str) -> tuple[torch.Tensor, list[str], list[str]]:
     """Ids (1, T) of a text input, the characters shown, and notes for the user."""
     if not text:
         raise UserError('Give the text to look at, e.g. nnzoo attention RUN_DIR "To be, or not to be".')
+    if run.spec.task != "language-model" and run.spec.extra.get("tokenizer", {}).get("kind", "char") != "char":
+        return _token_ids(run, text)
     vocab = CharVocab(run.spec.extra["vocab"])
     notes = []
     missing = [c for c in vocab.unknown(text) if c != UNK]

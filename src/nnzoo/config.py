@@ -21,7 +21,9 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 TASK_CHOICES = ("auto", "classification", "regression")  # what a table's target is taken as
+TOKENIZER_CHOICES = ("char", "word", "bpe")  # data/tokenizers.py's registry (tests check the two agree)
 CHOICES = {
+    "data.tokenizer": TOKENIZER_CHOICES,
     "train.optimizer": OPTIMIZERS,
     "train.schedule": SCHEDULES,
     "data.task": TASK_CHOICES,
@@ -59,6 +61,8 @@ TRAIN_FLAGS: dict[str, tuple[str, str]] = {
         "data.skip_bad_files",
         "skip unreadable or truncated image files (each is named) instead of stopping",
     ),
+    "tokenizer": ("data.tokenizer", "how labelled texts become tokens: char, word (jieba for Chinese) or bpe"),
+    "vocab_size": ("data.vocab_size", "tokens kept in the vocabulary, most frequent first (bpe: merges up to it)"),
     "epochs": ("train.epochs", "passes over the training data"),
     "batch_size": ("train.batch_size", "samples per optimizer step (with --nproc: the global batch)"),
     "lr": ("train.lr", "learning rate (the peak rate for the onecycle schedule)"),
@@ -110,6 +114,8 @@ class DataConfig:
     split_column: str | None = None  # a column of train / val / test per row (tables, labelled texts)
     image_size: str | None = None  # image folders: "HxW" or "N"; None: the images' own (one) size
     skip_bad_files: bool = False  # image folders: skip unreadable images (each named in a warning)
+    tokenizer: str = "char"  # labelled texts: char, word (jieba for Chinese) or bpe (subwords learnt on train)
+    vocab_size: int | None = None  # labelled texts: the most frequent tokens kept (bpe: its target size, 8000)
     options: dict[str, Any] = field(default_factory=dict)  # dataset-specific, e.g. {"regular_only": true}
 
     def validate(self) -> None:
@@ -126,6 +132,8 @@ class DataConfig:
         if self.column is not None and self.data_file is None:
             raise UserError("--column names a column of the CSV given with --data-file; give --data-file too.")
         _choice("task", self.task, TASK_CHOICES)
+        _choice("tokenizer", self.tokenizer, TOKENIZER_CHOICES)
+        _bounded("data.vocab_size", self.vocab_size, 2)
         if self.image_size is not None:
             self.image_hw()  # refuses a malformed size
         for key in ("data_file", "column", "data_dir", "target", "text_column", "label_column", "split_column"):

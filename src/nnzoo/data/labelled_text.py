@@ -24,8 +24,7 @@ from .sources import RemoteFile, Source, locate
 from .spec import Dataset, DataSpec, Split
 from .splits import given_split, strata, stratified_split
 from .tables import decode_text, read_table, require_column
-from .tang_authors import encode_padded
-from .text import CharVocab
+from .tokenizers import TokenVocab, build_vocab, encode_ids, fit_tokenizer, idf, load_tokenizer
 
 DEFAULT_LABEL_COLUMN = "label"
 
@@ -87,32 +86,42 @@ def labelled_dataset(name: str, df: Any, cfg: DataConfig, source: str, text_colu
                             "the validation or test rows never appear in the training rows.")  # fmt: skip
     else:
         train_i, val_i, test_i = stratified_split(strata(y_all, True), cfg)
-    vocab = CharVocab.from_text("".join(texts[i] for i in train_i))
+    tok = fit_tokenizer(cfg.tokenizer, [texts[i] for i in train_i], cfg.vocab_size)
+    pieces = [tok.split(t) for t in texts]
+    vocab = build_vocab(tok, [pieces[i] for i in train_i], cfg.vocab_size)
     pad_id = len(vocab)
+    ids = [vocab.ids(p) for p in pieces]
     y = torch.from_numpy(y_all)
 
     def split(idx: np.ndarray) -> Split:
-        return Split(encode_padded([texts[i] for i in idx], vocab, cfg.seq_len, pad_id), y[idx])
+        return Split(encode_ids([ids[i] for i in idx], cfg.seq_len, pad_id), y[idx])
 
     train, val, test = split(train_i), split(val_i) if len(val_i) else None, split(test_i)
     if cfg.limit_train:
         train = train.subset(slice(0, cfg.limit_train))
     if cfg.limit_test:
         test = test.subset(slice(0, cfg.limit_test))
-    lengths = np.array([len(texts[i]) for i in train_i])
+    lengths = np.array([len(pieces[i]) for i in train_i])
     cut = float((lengths > cfg.seq_len).mean())
+    unknown = sum(row.count(0) for row in ids) / max(sum(map(len, ids)), 1)
+    unit = "characters" if tok.kind == "char" else f"{tok.kind} tokens"
     spec = DataSpec(name, task="classification", input_shape=(cfg.seq_len,), num_classes=len(class_names),
                     class_names=class_names,
-                    extra={"kind": "text-classification", "vocab": vocab.chars, "pad_id": pad_id,
+                    extra={"kind": "text-classification", "vocab": vocab.tokens, "pad_id": pad_id,
                            "vocab_size": pad_id + 1, "truncated_at": cfg.seq_len, "text_column": text_column,
-                           "label_column": label_column})  # fmt: skip
-    notes = [*extra_notes, f"{100 * cut:.0f}% of training texts longer than data.seq_len={cfg.seq_len} are cut"]
+                           "label_column": label_column, "tokenizer": tok.to_dict(),
+                           "idf": idf([ids[i] for i in train_i], pad_id)})  # fmt: skip
+    notes = [
+        *extra_notes,
+        f"{tok.kind} tokenizer, {len(vocab):,} tokens ({100 * unknown:.1f}% of all tokens unknown)",
+        f"{100 * cut:.0f}% of training texts longer than data.seq_len={cfg.seq_len} {unit} are cut",
+    ]
     if dropped:
         notes.append(f"{dropped} row{'s' if dropped > 1 else ''} without a text or a label dropped")
     return Dataset(spec, train, val, test, f"{source}; {'; '.join(notes)}")
 
 
-TEXT_READS = ("data_file", "text_column", "label_column", "split_column")
+TEXT_READS = ("data_file", "text_column", "label_column", "split_column", "tokenizer", "vocab_size")
 
 
 @register_dataset(DataSpec("text-labels", extra={"kind": "text-classification"}),
@@ -137,7 +146,7 @@ CHNSENTICORP = Source(
 
 @register_dataset(DataSpec("chnsenticorp", class_names=["negative", "positive"], extra={"kind": "text-classification"}),
                   help="ChnSentiCorp: 7,766 Chinese hotel reviews (Ctrip), positive or negative (Tan Songbo)",
-                  reads=("split_column",))  # fmt: skip
+                  reads=("split_column", "tokenizer", "vocab_size"))  # fmt: skip
 def chnsenticorp(cfg: DataConfig) -> Dataset:
     path = locate(CHNSENTICORP, cfg.data_dir, cfg.download)["ChnSentiCorp_htl_all.csv"]
     df = read_table(path)
@@ -145,18 +154,39 @@ def chnsenticorp(cfg: DataConfig) -> Dataset:
     return labelled_dataset("chnsenticorp", df, cfg, str(path), "review", "label")
 
 
-def encode_texts(spec: DataSpec, texts: list[str]) -> tuple[torch.Tensor, list[list[str]]]:
-    """Texts given at predict or serve time as the training texts were encoded, with notes on what was cut or
-    unknown: (N, seq_len) int64 ids."""
-    vocab = CharVocab(list(spec.extra["vocab"]))
-    seq_len = spec.input_shape[0]
-    notes = []
-    for t in texts:
+class TextEncoder:
+    """Texts given at predict, serve or attention time, encoded as the run's training texts were (its own
+    tokenizer and vocabulary, built once), with notes on what was cut, unknown or empty."""
+
+    def __init__(self, spec: DataSpec):
+        self.tokenizer = load_tokenizer(spec.extra.get("tokenizer"))
+        self.vocab = TokenVocab(list(spec.extra["vocab"]))
+        self.seq_len, self.pad_id = spec.input_shape[0], spec.extra["pad_id"]
+        self.unit = "characters" if self.tokenizer.kind == "char" else "tokens"
+
+    def tokens(self, text: str) -> list[str]:
+        return self.tokenizer.split(text)
+
+    def notes(self, pieces: list[str]) -> list[str]:
         n = []
-        if len(t) > seq_len:
-            n.append(f"the model reads the first {seq_len} characters; the other {len(t) - seq_len} were cut")
-        unknown = vocab.unknown(t[:seq_len])
+        if not pieces:
+            n.append("the text is empty (or only spaces): the model sees padding alone")
+        if len(pieces) > self.seq_len:
+            n.append(f"the model reads the first {self.seq_len} {self.unit}; the other {len(pieces) - self.seq_len} "
+                     "were cut")  # fmt: skip
+        unknown = self.vocab.unknown(pieces[: self.seq_len])
         if unknown:
-            n.append(f"{len(unknown)} character(s) never seen in training read as unknown: {''.join(unknown[:20])}")
-        notes.append(n)
-    return encode_padded(texts, vocab, seq_len, spec.extra["pad_id"]).long(), notes
+            shown = "".join(unknown[:20]) if self.tokenizer.kind == "char" else " ".join(unknown[:20])
+            n.append(f"{len(unknown)} {self.unit[:-1]}(s) never seen in training read as unknown: {shown}")
+        return n
+
+    def __call__(self, texts: list[str]) -> tuple[torch.Tensor, list[list[str]]]:
+        """(N, seq_len) int64 ids and each text's notes."""
+        pieces = [self.tokens(t) for t in texts]
+        ids = encode_ids([self.vocab.ids(p) for p in pieces], self.seq_len, self.pad_id)
+        return ids.long(), [self.notes(p) for p in pieces]
+
+
+def encode_texts(spec: DataSpec, texts: list[str]) -> tuple[torch.Tensor, list[list[str]]]:
+    """``TextEncoder(spec)(texts)``: (N, seq_len) int64 ids, and the notes on each text."""
+    return TextEncoder(spec)(texts)

@@ -31,6 +31,8 @@ USER_DATA_SETTINGS = {
     "split_column": "a column of train / val / test per row",
     "image_size": "the size images of a folder are resized to",
     "skip_bad_files": "skipping unreadable images of a folder",
+    "tokenizer": "how labelled texts are cut into tokens",
+    "vocab_size": "the size of a labelled text's vocabulary",
 }
 
 

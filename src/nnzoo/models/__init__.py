@@ -42,7 +42,9 @@ def check_compatible(name: str, spec: DataSpec, data: Any = None) -> None:
     takes = DATA_KINDS.get(name)
     if takes is not None and kind not in takes:
         others = ", ".join(m for m in MODELS if kind in DATA_KINDS.get(m, ()))
-        raise IncompatibleData(f"{name} takes {' or '.join(KIND_NAMES[k] for k in takes)}, but {spec.name} is "
+        names = [KIND_NAMES[k] for k in takes]
+        kinds = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+        raise IncompatibleData(f"{name} takes {kinds}, but {spec.name} is "
                                f"{KIND_NAMES[kind]}; models for {spec.name}: {others}.")  # fmt: skip
 
 

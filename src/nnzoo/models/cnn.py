@@ -84,3 +84,47 @@ def simple_cnn(spec: DataSpec, hidden: int = 128, label_smoothing: float = 0.0) 
 @MODELS.register("lenet5", help="LeNet-5 (LeCun et al. 1998): tanh, average pooling, 120-84 classifier")
 def lenet5(spec: DataSpec, padding: int = 2, activation: str = "tanh", label_smoothing: float = 0.0) -> LeNet5:
     return LeNet5(spec.input_shape[0], spec.num_classes, spec.input_shape, padding, activation, label_smoothing)
+
+
+# ---- text ---------------------------------------------------------------------------------------------------------
+class TextCNN(Classifier):
+    """Kim (2014), "Convolutional Neural Networks for Sentence Classification": token embeddings -> parallel 1-d
+    convolutions of widths 3, 4 and 5 (100 filters each) -> ReLU -> the maximum over time of each filter ->
+    dropout 0.5 -> classes.
+
+    The texts come padded at the end with ``pad_id``; a window that starts past a text's last full window reads
+    only padding, so it is left out of the maximum (a text shorter than a filter keeps its first window). The
+    maximum over time makes the answer independent of where in the review a phrase ("服务很好") occurs.
+    """
+
+    def __init__(self, vocab_size: int, pad_id: int, num_classes: int, widths: tuple[int, ...] = (3, 4, 5),
+                 filters: int = 100, embed: int = 128, dropout: float = 0.5, label_smoothing: float = 0.0):  # fmt: skip
+        super().__init__(label_smoothing)
+        if not widths or any(w < 1 for w in widths):
+            raise UserError(f"text-cnn's widths must be positive, not {list(widths)}.")
+        self.pad_id, self.widths = pad_id, tuple(widths)
+        self.embed = nn.Embedding(vocab_size, embed, padding_idx=pad_id)
+        self.convs = nn.ModuleList(nn.Conv1d(embed, filters, w) for w in self.widths)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(filters * len(self.widths), num_classes)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        ids = ids.long()  # (B, T)
+        lengths = (ids != self.pad_id).sum(1, keepdim=True)  # (B, 1)
+        x = self.embed(ids).transpose(1, 2)  # (B, E, T): channels first for Conv1d
+        pooled = []
+        for w, conv in zip(self.widths, self.convs):
+            if x.shape[2] < w:  # a sequence shorter than the filter: pad it with padding tokens' zero vectors
+                x = nn.functional.pad(x, (0, w - x.shape[2]))
+            h = torch.relu(conv(x))  # (B, F, T - w + 1)
+            starts = torch.arange(h.shape[2], device=ids.device)
+            real = starts[None, :] < (lengths - w + 1).clamp(min=1)  # windows holding at least one real token
+            pooled.append(h.masked_fill(~real[:, None, :], 0.0).amax(dim=2))  # ReLU >= 0, so 0 never wins wrongly
+        return self.head(self.dropout(torch.cat(pooled, dim=1)))  # (B, classes)
+
+
+@MODELS.register("text-cnn", help="TextCNN (Kim 2014) for labelled texts: widths 3-4-5 x 100 filters, max over time")
+def text_cnn(spec: DataSpec, widths: list[int] = (3, 4, 5), filters: int = 100, embed: int = 128,
+             dropout: float = 0.5, label_smoothing: float = 0.0) -> TextCNN:  # fmt: skip
+    return TextCNN(spec.extra["vocab_size"], spec.extra["pad_id"], spec.num_classes, tuple(widths), filters, embed,
+                   dropout, label_smoothing)  # fmt: skip

@@ -9,7 +9,8 @@ _IMAGE_MODELS = ("mlp", "simple-cnn", "lenet5", "vit", "ae", "conv-ae", "denoisi
                  "dcgan", "cgan")  # fmt: skip
 DATA_KINDS: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(_IMAGE_MODELS, (IMAGES,)),
-    "mlp": (IMAGES, TABLE),
+    "mlp": (IMAGES, TABLE, TEXT_CLASSES),
+    "text-cnn": (TEXT_CLASSES,),
     "rnn": (IMAGES, TEXT, TEXT_CLASSES, SERIES),
     "transformer-encoder": (IMAGES, TEXT_CLASSES),
     "gpt": (TEXT,),

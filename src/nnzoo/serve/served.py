@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from ..data.labelled_text import TextEncoder
 from ..data.tables import TableEncoding, encode_rows
 from ..errors import UserError
 from ..models import MODELS
@@ -131,33 +132,25 @@ class ImageClassifier(Served):
 
 
 class TextClassifier(ImageClassifier):
-    """A classifier of texts given as character ids (tang-authors: who wrote this poem?). The text is encoded as
-    the dataset encoded its texts: each character's id in the training vocabulary (0 for one it never showed), cut
-    to the first seq_len characters, padded with pad_id; concurrent texts share a forward pass like images do."""
+    """A classifier of texts given as token ids (tang-authors: who wrote this poem? ChnSentiCorp: is this review
+    positive?). The text is encoded as the dataset encoded its texts (its tokenizer; each token's id in the training
+    vocabulary, 0 for one it never showed; cut to seq_len tokens, padded with pad_id); concurrent texts share a
+    forward pass like images do."""
 
     kind = "text-classifier"
 
     def __init__(self, name: str, run: LoadedRun, settings: Settings):
         super().__init__(name, run, settings)
-        self.index = {c: i for i, c in enumerate(run.spec.extra["vocab"])}  # character -> id, built once
+        self.encoder = TextEncoder(run.spec)  # the run's tokenizer and vocabulary, built once
 
     def info(self) -> dict[str, Any]:
         extra = self.run.spec.extra
         return {**super().info(), "seq_len": self.run.spec.input_shape[0], "vocab_size": len(extra["vocab"])}
 
     def encode(self, text: str) -> tuple[torch.Tensor, list[str]]:
-        """The text as (seq_len,) ids, and notes on what was cut or not known."""
-        extra, seq_len, index = self.run.spec.extra, self.run.spec.input_shape[0], self.index
-        notes = []
-        if len(text) > seq_len:
-            notes.append(f"the model reads the first {seq_len} characters; the other {len(text) - seq_len} were cut")
-            text = text[:seq_len]
-        unknown = sorted({c for c in text if c not in index})
-        if unknown:
-            notes.append(f"{len(unknown)} character(s) never seen in training read as unknown: {''.join(unknown[:20])}")
-        ids = torch.full((seq_len,), extra["pad_id"], dtype=torch.long)
-        ids[: len(text)] = torch.tensor([index.get(c, 0) for c in text], dtype=torch.long)
-        return ids, notes
+        """The text as (seq_len,) ids, and notes on what was cut, unknown or empty (data/labelled_text.py)."""
+        ids, notes = self.encoder([text])
+        return ids[0], notes[0]
 
 
 class TextGenerator(Served):
