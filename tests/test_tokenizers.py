@@ -114,6 +114,23 @@ def test_each_family_learns_word_tokens_and_predicts_a_new_review(model: str, tm
     assert code == 0, err
     answers = json.loads(out)
     assert answers[0]["label"] == "1" and "empty" in " ".join(answers[1]["notes"])
+    assert (run / "report" / "mistakes.md").read_text(encoding="utf-8").startswith("# The ")
+
+
+def test_a_word_run_exports_its_tokenizer_and_onnx_agrees(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    csv = _reviews_csv(tmp_path / "r.csv")
+    run = tmp_path / "run"
+    code, _, err = run_cli(capsys, "train", "text-cnn", "--data-file", csv, "--text-column", "review", "--tokenizer",
+                           "bpe", "--vocab-size", "120", "--max-steps", "3", "--set", "data.seq_len=24",
+                           "--set", "model_args.filters=8", "--out", run, "--quiet")  # fmt: skip
+    assert code == 0, err
+    result = nnzoo.export(run)
+    assert result["max_abs_diff"] < 1e-4
+    meta = json.loads(Path(result["path"] + ".json").read_text(encoding="utf-8"))
+    saved = meta["meta"]["tokenizer"] if "meta" in meta else meta["tokenizer"]
+    assert saved["kind"] == "bpe" and load_tokenizer(saved).split("房间很干净") == load_tokenizer(
+        nnzoo.load_run(run).spec.extra["tokenizer"]
+    ).split("房间很干净")
 
 
 def test_text_cnn_ignores_padding_windows() -> None:
@@ -147,3 +164,90 @@ def test_the_tfidf_mlp_matches_scikit_learns_tfidf_vectors() -> None:
     w = net.idf[ids]
     norm = torch.zeros(3, 7).scatter_add_(1, ids, w).norm(dim=1, keepdim=True)
     assert torch.allclose(net.bag(ids, per_sample_weights=w / norm) + net.bias, expected, atol=1e-5)
+
+
+# ---- pretraining (bert-mlm) and fine-tuning (--init-from) --------------------------------------------------------
+def test_masking_follows_bert_80_10_10() -> None:
+    from nnzoo.models.transformer import CharTokens, MaskedLM
+
+    pad, mask_id = 50, 51
+    net = MaskedLM(CharTokens(52, pad, 16), 64, mask_id, vocab=pad, dim=16, depth=1, heads=2)
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(1, pad, (400, 64), generator=g)
+    ids[:, 48:] = pad  # a quarter padding: never chosen
+    out, chosen = net.mask(ids, torch.Generator().manual_seed(1))
+    real = ids != pad
+    assert not chosen[~real].any()
+    n = chosen.sum().item()
+    assert abs(n / real.sum().item() - 0.15) < 0.01
+    masked = (out[chosen] == mask_id).sum().item() / n
+    kept = (out[chosen] == ids[chosen]).sum().item() / n  # kept, or swapped for the same token by chance (1/49)
+    swapped = ((out[chosen] != mask_id) & (out[chosen] != ids[chosen])).sum().item() / n
+    assert abs(masked - 0.8) < 0.02 and abs(kept - 0.1) < 0.02 and abs(swapped - 0.1) < 0.02
+    assert out[chosen].max() <= mask_id and out[chosen & (out != mask_id)].min() >= 1
+    assert torch.equal(out[~chosen], ids[~chosen])
+
+
+SMALL = ["--set", "model_args.dim=32", "--set", "model_args.depth=1", "--set", "model_args.heads=2"]
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from nnzoo.cli import main
+
+    d = tmp_path_factory.mktemp("mlm")
+    csv = _reviews_csv(d / "r.csv")
+    argv = ["train", "bert-mlm", "--data-file", str(csv), "--text-column", "review", "--tokenizer", "word",
+            "--epochs", "3", "--lr", "0.003", "--optimizer", "adamw", "--set", "data.seq_len=24", "--out",
+            str(d / "mlm"), "--quiet", "--set", "train.num_threads=1", *SMALL]  # fmt: skip
+    assert main(argv) == 0
+    return csv, d / "mlm"
+
+
+def test_mlm_pretraining_lowers_the_masked_loss(pretrained: tuple[Path, Path]) -> None:
+    _, run = pretrained
+    history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert history[-1]["val_loss"] < history[0]["val_loss"]
+    test = json.loads((run / "metrics.json").read_text())["test"]
+    assert test["masked_perplexity"] < 40  # below guessing among the reviews' ~40 word types
+
+
+def test_fine_tuning_starts_from_the_pretrained_encoder(pretrained: tuple[Path, Path], tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture) -> None:  # fmt: skip
+    csv, mlm = pretrained
+    common = ["--data-file", csv, "--text-column", "review", "--set", "data.seq_len=24", "--quiet",
+              "--set", "train.num_threads=1", *SMALL]  # fmt: skip
+    code, _, err = run_cli(capsys, "train", "transformer-encoder", *common, "--init-from", mlm, "--freeze", "encoder",
+                           "--epochs", "4", "--lr", "0.01", "--out", tmp_path / "frozen")  # fmt: skip
+    assert code == 0, err
+    pre = nnzoo.load_run(mlm).model.state_dict()
+    tuned = nnzoo.load_run(tmp_path / "frozen")
+    assert tuned.config.data.vocab_from == str(mlm) and tuned.spec.extra["vocab"] == nnzoo.load_run(mlm).spec.extra[
+        "vocab"]  # fmt: skip
+    own = tuned.model.state_dict()
+    shared = [k for k in pre if k in own]
+    assert len(shared) > 10 and "head.weight" not in shared
+    assert all(torch.equal(own[k], pre[k]) for k in shared)  # frozen: still the pretrained weights
+    code, _, err = run_cli(capsys, "train", "transformer-encoder", *common, "--init-from", mlm, "--epochs", "8",
+                           "--lr", "0.003", "--out", tmp_path / "tuned")  # fmt: skip
+    assert code == 0, err
+    test = json.loads((tmp_path / "tuned" / "metrics.json").read_text())["test"]
+    assert test["accuracy"] > test["majority_baseline"] + 0.15
+    # Other dims than the pretrained encoder's, and a tokenizer of its own: one sentence each.
+    code, _, err = run_cli(capsys, "train", "transformer-encoder", *common, "--init-from", mlm,
+                           "--set", "model_args.dim=48", "--max-steps", "1", "--out", tmp_path / "wide")  # fmt: skip
+    assert code != 0 and "fine-tune with the model_args (dim, depth, heads) it was pretrained with" in err
+    code, _, err = run_cli(capsys, "train", "transformer-encoder", *common, "--init-from", mlm, "--tokenizer", "bpe",
+                           "--max-steps", "1", "--out", tmp_path / "bpe")  # fmt: skip
+    assert code != 0 and "reads word tokens; --tokenizer bpe" in err and err.count("\n") == 1
+
+
+def test_a_label_fraction_keeps_a_stratified_share_and_every_token(tmp_path: Path) -> None:
+    csv = _reviews_csv(tmp_path / "r.csv")
+    cfg = DataConfig(name="text-labels", data_file=str(csv), text_column="review", tokenizer="word", seq_len=24)
+    full = nnzoo.load_dataset(cfg)
+    part = nnzoo.load_dataset(DataConfig(**{**cfg.__dict__, "label_fraction": 0.25}))
+    assert len(part.train) == pytest.approx(0.25 * len(full.train), abs=2)
+    share = lambda y: float((y == 1).float().mean())  # noqa: E731
+    assert share(part.train.y) == pytest.approx(share(full.train.y), abs=0.03)
+    assert part.spec.extra["vocab"] == full.spec.extra["vocab"] and torch.equal(part.test.x, full.test.x)

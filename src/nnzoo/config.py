@@ -61,6 +61,13 @@ TRAIN_FLAGS: dict[str, tuple[str, str]] = {
         "data.skip_bad_files",
         "skip unreadable or truncated image files (each is named) instead of stopping",
     ),
+    "init_from": (
+        "train.init_from",
+        "start from this run's weights where names and shapes match (a pretrained "
+        "encoder: bert-mlm), and read its tokens",
+    ),
+    "freeze": ("train.freeze", "with --init-from: encoder keeps the loaded weights fixed and trains the rest"),
+    "label_fraction": ("data.label_fraction", "train on this stratified share of the training labels (0-1]"),
     "tokenizer": ("data.tokenizer", "how labelled texts become tokens: char, word (jieba for Chinese) or bpe"),
     "vocab_size": ("data.vocab_size", "tokens kept in the vocabulary, most frequent first (bpe: merges up to it)"),
     "epochs": ("train.epochs", "passes over the training data"),
@@ -116,6 +123,10 @@ class DataConfig:
     skip_bad_files: bool = False  # image folders: skip unreadable images (each named in a warning)
     tokenizer: str = "char"  # labelled texts: char, word (jieba for Chinese) or bpe (subwords learnt on train)
     vocab_size: int | None = None  # labelled texts: the most frequent tokens kept (bpe: its target size, 8000)
+    # labelled texts: the tokenizer and vocabulary of this run folder instead of fitting new ones (set by
+    # --init-from, so a fine-tuned model reads the tokens its pretrained weights know)
+    vocab_from: str | None = None
+    label_fraction: float | None = None  # labelled texts: train on this stratified share of the training labels
     options: dict[str, Any] = field(default_factory=dict)  # dataset-specific, e.g. {"regular_only": true}
 
     def validate(self) -> None:
@@ -134,6 +145,7 @@ class DataConfig:
         _choice("task", self.task, TASK_CHOICES)
         _choice("tokenizer", self.tokenizer, TOKENIZER_CHOICES)
         _bounded("data.vocab_size", self.vocab_size, 2)
+        _bounded("data.label_fraction", self.label_fraction, 0, 1, low_open=True)
         if self.image_size is not None:
             self.image_hw()  # refuses a malformed size
         for key in ("data_file", "column", "data_dir", "target", "text_column", "label_column", "split_column"):
@@ -180,6 +192,8 @@ class TrainConfig:
     early_stopping_patience: int | None = None
     monitor: str = "val_loss"  # val_loss (lower is better) or val_accuracy (higher is better)
     max_steps: int | None = None  # stop after this many optimizer steps (smoke runs)
+    init_from: str | None = None  # a run folder whose weights start this model (a pretrained encoder), by name
+    freeze: str | None = None  # "encoder": with init_from, train only what did not come from it (the head)
     log_every: int = 50  # progress refresh and a steps.jsonl line, in steps
     tensorboard: bool = False  # also log to RUN_DIR/tensorboard/ (needs the tensorboard package)
 
@@ -216,6 +230,10 @@ class TrainConfig:
             and all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in self.betas)
         ):  # fmt: skip
             raise UserError(f"train.betas must be two numbers in [0, 1), like [0.5, 0.999], not {self.betas!r}.")
+        if self.freeze not in (None, "encoder"):
+            raise UserError(f"--freeze takes encoder (the weights --init-from loads), not {self.freeze!r}.")
+        if self.freeze and not self.init_from:
+            raise UserError("--freeze encoder freezes the weights --init-from loads: give --init-from RUN_DIR too.")
         if self.monitor not in ("val_loss", "val_accuracy"):
             raise UserError(f"monitor must be val_loss or val_accuracy, not {self.monitor!r}.")
 

@@ -85,6 +85,35 @@ def load_run(run_dir: str | os.PathLike, which: str = "best", *, module: torch.n
     return LoadedRun(Path(run_dir), cfg, spec, model, path, payload)
 
 
+def initialise_from(model: Model, spec: DataSpec, run_dir: str | os.PathLike, freeze: bool = False) -> int:
+    """Copy into ``model`` the weights of the run in ``run_dir`` whose names and shapes it shares (a pretrained
+    encoder into a classifier: everything but the new head), optionally frozen; returns how many tensors came.
+
+    Refused in one sentence: a run read with other tokens (its vocabulary differs from this data's), a weight of
+    the same name and another shape (other dim / depth / heads), or nothing in common at all."""
+    pre = load_run(run_dir)
+    if "vocab" in pre.spec.extra and pre.spec.extra.get("vocab") != spec.extra.get("vocab"):
+        raise UserError(f"{run_dir} was trained on other tokens than this data's (its vocabulary differs): fine-tune "
+                        "on labelled texts, which --init-from gives the pretrained run's tokens.")  # fmt: skip
+    own = model.state_dict()
+    theirs = pre.model.state_dict()
+    for name, tensor in theirs.items():
+        if name in own and own[name].shape != tensor.shape:
+            raise UserError(f"{run_dir}'s {name} is {tuple(tensor.shape)} but this model's is {tuple(own[name].shape)}: "
+                            "fine-tune with the model_args (dim, depth, heads) it was pretrained with.")  # fmt: skip
+    shared = [n for n in theirs if n in own]
+    if not shared:
+        raise UserError(f"{run_dir} ({pre.config.model}) shares no weight with {type(model).__name__}: nothing to "
+                        "start from.")  # fmt: skip
+    model.load_state_dict({n: theirs[n] for n in shared}, strict=False)
+    if freeze:
+        loaded = set(shared)
+        for name, p in model.named_parameters():
+            if name in loaded:
+                p.requires_grad_(False)
+    return len(shared)
+
+
 def load_data(run: LoadedRun, data_dir: str | None) -> Dataset:
     if run.spec.corpus_kind == "arrays":
         raise UserError(f"{run.run_dir} was trained on data given in Python, which nnzoo cannot load again: evaluate "

@@ -26,7 +26,7 @@ from .models import MODELS, check_compatible, create_model
 from .notebook import show_images
 from .paths import check_output
 from .recipes import RECIPES, load_recipe
-from .runs import RunResult, latest_run, new_run_dir, write_reports
+from .runs import RunResult, initialise_from, latest_run, new_run_dir, write_reports
 from .tasks.base import get_task
 from .trainer import Trainer, distributed_session, seed_everything
 
@@ -104,6 +104,8 @@ def make_config(recipe: str | RunConfig, overrides: dict[str, Any] | None = None
         cfg.override(key, value)
     cfg.train.validate()
     cfg.data.validate()
+    if cfg.train.init_from and "vocab_from" in DATASETS.get(cfg.data.name).reads and cfg.data.vocab_from is None:
+        cfg.data.vocab_from = cfg.train.init_from  # the pretrained run's tokens (recorded in config.yaml too)
     if cfg.train.tensorboard and importlib.util.find_spec("tensorboard") is None:  # found without importing it
         raise UserError(TENSORBOARD_MISSING)
     check_compatible(cfg.model, dataset_spec(cfg.data.name), cfg.data)
@@ -195,6 +197,11 @@ def _train(cfg: RunConfig, run_dir: Path, state: dict[str, Any] | None, callback
         data = load_dataset(cfg.data)
     seed_everything(cfg.train.seed, cfg.train.deterministic)
     model = create_model(cfg.model, data.spec, **cfg.model_args)
+    if cfg.train.init_from:
+        loaded = initialise_from(model, data.spec, cfg.train.init_from, freeze=cfg.train.freeze == "encoder")
+        if progress:
+            print(f"init from {cfg.train.init_from}: {loaded} weight tensors loaded"
+                  f"{' and frozen' if cfg.train.freeze else ''}", flush=True)  # fmt: skip
     if model.task and model.task != data.spec.task:
         # A generative model on an image dataset: its task, saved with the spec, picks metrics, reports, generate.
         data.spec = dataclasses.replace(data.spec, task=model.task)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import checkpoint
 from ..config import DataConfig
 from ..errors import UserError
 from .registry import register_dataset
@@ -24,7 +25,7 @@ from .sources import RemoteFile, Source, locate
 from .spec import Dataset, DataSpec, Split
 from .splits import given_split, strata, stratified_split
 from .tables import decode_text, read_table, require_column
-from .tokenizers import TokenVocab, build_vocab, encode_ids, fit_tokenizer, idf, load_tokenizer
+from .tokenizers import Tokenizer, TokenVocab, build_vocab, encode_ids, fit_tokenizer, idf, load_tokenizer
 
 DEFAULT_LABEL_COLUMN = "label"
 
@@ -86,11 +87,18 @@ def labelled_dataset(name: str, df: Any, cfg: DataConfig, source: str, text_colu
                             "the validation or test rows never appear in the training rows.")  # fmt: skip
     else:
         train_i, val_i, test_i = stratified_split(strata(y_all, True), cfg)
-    tok = fit_tokenizer(cfg.tokenizer, [texts[i] for i in train_i], cfg.vocab_size)
+    if cfg.vocab_from:  # a pretrained run's tokens, so its weights mean what they meant
+        tok, vocab = pretrained_vocab(cfg)
+    else:
+        tok = fit_tokenizer(cfg.tokenizer, [texts[i] for i in train_i], cfg.vocab_size)
     pieces = [tok.split(t) for t in texts]
-    vocab = build_vocab(tok, [pieces[i] for i in train_i], cfg.vocab_size)
+    if not cfg.vocab_from:
+        vocab = build_vocab(tok, [pieces[i] for i in train_i], cfg.vocab_size)
     pad_id = len(vocab)
     ids = [vocab.ids(p) for p in pieces]
+    all_train = train_i
+    if cfg.label_fraction is not None and cfg.label_fraction < 1:  # the tokens came from every training text
+        train_i = label_subset(train_i, y_all, cfg.label_fraction, cfg.split_seed)
     y = torch.from_numpy(y_all)
 
     def split(idx: np.ndarray) -> Split:
@@ -101,16 +109,21 @@ def labelled_dataset(name: str, df: Any, cfg: DataConfig, source: str, text_colu
         train = train.subset(slice(0, cfg.limit_train))
     if cfg.limit_test:
         test = test.subset(slice(0, cfg.limit_test))
-    lengths = np.array([len(pieces[i]) for i in train_i])
+    lengths = np.array([len(pieces[i]) for i in all_train])
     cut = float((lengths > cfg.seq_len).mean())
     unknown = sum(row.count(0) for row in ids) / max(sum(map(len, ids)), 1)
     unit = "characters" if tok.kind == "char" else f"{tok.kind} tokens"
     spec = DataSpec(name, task="classification", input_shape=(cfg.seq_len,), num_classes=len(class_names),
                     class_names=class_names,
                     extra={"kind": "text-classification", "vocab": vocab.tokens, "pad_id": pad_id,
-                           "vocab_size": pad_id + 1, "truncated_at": cfg.seq_len, "text_column": text_column,
+                           "mask_id": pad_id + 1, "vocab_size": pad_id + 2, "truncated_at": cfg.seq_len, "text_column": text_column,
                            "label_column": label_column, "tokenizer": tok.to_dict(),
-                           "idf": idf([ids[i] for i in train_i], pad_id)})  # fmt: skip
+                           "idf": idf([ids[i] for i in all_train], pad_id)})  # fmt: skip
+    if len(train_i) < len(all_train):
+        extra_notes = (*extra_notes, f"{len(train_i):,} of the {len(all_train):,} training labels used "
+                                     f"(data.label_fraction={cfg.label_fraction})")  # fmt: skip
+    if cfg.vocab_from:
+        extra_notes = (*extra_notes, f"tokens of {cfg.vocab_from}")
     notes = [
         *extra_notes,
         f"{tok.kind} tokenizer, {len(vocab):,} tokens ({100 * unknown:.1f}% of all tokens unknown)",
@@ -121,7 +134,40 @@ def labelled_dataset(name: str, df: Any, cfg: DataConfig, source: str, text_colu
     return Dataset(spec, train, val, test, f"{source}; {'; '.join(notes)}")
 
 
-TEXT_READS = ("data_file", "text_column", "label_column", "split_column", "tokenizer", "vocab_size")
+def pretrained_vocab(cfg: DataConfig) -> tuple[Tokenizer, TokenVocab]:
+    """The tokenizer and vocabulary a run folder (``data.vocab_from``) was trained with; a tokenizer asked for on
+    the command line must be that one."""
+    path = checkpoint.find(cfg.vocab_from, "best")
+    extra = (checkpoint.load(path).get("spec") or {}).get("extra") or {}
+    if "vocab" not in extra or "pad_id" not in extra:
+        raise UserError(f"{cfg.vocab_from} holds no text model, so it has no tokens to fine-tune with.")
+    tok = load_tokenizer(extra.get("tokenizer"))
+    if cfg.tokenizer != DataConfig.tokenizer and cfg.tokenizer != tok.kind:
+        raise UserError(f"{cfg.vocab_from} reads {tok.kind} tokens; --tokenizer {cfg.tokenizer} would give its weights "
+                        "other tokens: leave --tokenizer out (it is the pretrained run's).")  # fmt: skip
+    return tok, TokenVocab(list(extra["vocab"]))
+
+
+def label_subset(train_i: np.ndarray, y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """A seeded share of the training rows, stratified by label (each class keeps at least one row)."""
+    rng = np.random.default_rng(seed + 7919)
+    keep = []
+    for label in np.unique(y[train_i]):
+        rows = train_i[y[train_i] == label]
+        keep.append(rng.permutation(rows)[: max(1, round(fraction * len(rows)))])
+    return np.sort(np.concatenate(keep))
+
+
+TEXT_READS = (
+    "data_file",
+    "text_column",
+    "label_column",
+    "split_column",
+    "tokenizer",
+    "vocab_size",
+    "vocab_from",
+    "label_fraction",
+)
 
 
 @register_dataset(DataSpec("text-labels", extra={"kind": "text-classification"}),
@@ -146,7 +192,7 @@ CHNSENTICORP = Source(
 
 @register_dataset(DataSpec("chnsenticorp", class_names=["negative", "positive"], extra={"kind": "text-classification"}),
                   help="ChnSentiCorp: 7,766 Chinese hotel reviews (Ctrip), positive or negative (Tan Songbo)",
-                  reads=("split_column", "tokenizer", "vocab_size"))  # fmt: skip
+                  reads=("split_column", "tokenizer", "vocab_size", "vocab_from", "label_fraction"))  # fmt: skip
 def chnsenticorp(cfg: DataConfig) -> Dataset:
     path = locate(CHNSENTICORP, cfg.data_dir, cfg.download)["ChnSentiCorp_htl_all.csv"]
     df = read_table(path)

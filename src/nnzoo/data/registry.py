@@ -33,6 +33,8 @@ USER_DATA_SETTINGS = {
     "skip_bad_files": "skipping unreadable images of a folder",
     "tokenizer": "how labelled texts are cut into tokens",
     "vocab_size": "the size of a labelled text's vocabulary",
+    "vocab_from": "the vocabulary of a pretrained run (--init-from)",
+    "label_fraction": "the share of training labels used",
 }
 
 

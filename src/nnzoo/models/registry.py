@@ -11,6 +11,7 @@ DATA_KINDS: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(_IMAGE_MODELS, (IMAGES,)),
     "mlp": (IMAGES, TABLE, TEXT_CLASSES),
     "text-cnn": (TEXT_CLASSES,),
+    "bert-mlm": (TEXT_CLASSES,),
     "rnn": (IMAGES, TEXT, TEXT_CLASSES, SERIES),
     "transformer-encoder": (IMAGES, TEXT_CLASSES),
     "gpt": (TEXT,),

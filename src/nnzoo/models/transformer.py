@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..data.spec import DataSpec
@@ -168,6 +169,68 @@ class TransformerClassifier(Classifier):
         return {"main": decay_groups(self, no_decay=("cls_token", "positions.table.weight"))}
 
 
+class MaskedLM(TransformerClassifier):
+    """BERT's pretraining (Devlin et al. 2019) on the text classifier's own encoder: 15% of each text's real tokens
+    are chosen; of those, 80% become [MASK], 10% a random token and 10% stay as they are; the encoder's states at
+    the chosen positions predict the original tokens through a head whose output matrix is the token embedding
+    (tied, as BERT's). The encoder's parameters keep the classifier's names, so ``--init-from`` this run loads them
+    into ``transformer-encoder`` and only its classification head starts fresh.
+
+    Masks are drawn anew every step in training (dynamic masking, as RoBERTa); in evaluation they come from a fixed
+    seed, so validation and test losses compare across epochs and runs.
+    """
+
+    task = "masked-lm"
+    loss_meaning = "cross-entropy of the masked tokens, nats per token"
+
+    def __init__(self, tokens: CharTokens, num_tokens: int, mask_id: int, vocab: int, rate: float = 0.15,
+                 **kwargs: Any):  # fmt: skip
+        super().__init__(tokens, num_tokens, num_classes=1, **kwargs)
+        if not 0 < rate < 1:
+            raise UserError(f"mask_rate must be between 0 and 1, not {rate}.")
+        dim = self.norm.normalized_shape[0]
+        del self.head  # no classes to predict: the tokens themselves
+        self.mask_id, self.vocab, self.rate = mask_id, vocab, rate  # ids 1..vocab-1 are real tokens (0: unknown)
+        self.mlm_transform = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.LayerNorm(dim))
+        self.mlm_bias = nn.Parameter(torch.zeros(tokens.embed.num_embeddings))
+
+    def mask(self, ids: torch.Tensor, generator: torch.Generator | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """(the ids with the 80/10/10 replacements, the chosen positions (B, T) bool)."""
+        real = ids != self.tokens.pad_id
+
+        def draw(shape: tuple[int, ...]) -> torch.Tensor:
+            return torch.rand(shape, generator=generator, device="cpu").to(ids.device)
+
+        chosen = (draw(ids.shape) < self.rate) & real
+        roll = draw(ids.shape)
+        out = ids.clone()
+        out[chosen & (roll < 0.8)] = self.mask_id
+        swap = chosen & (roll >= 0.8) & (roll < 0.9)
+        random_ids = (draw(ids.shape) * (self.vocab - 1)).long() + 1  # a real token, never padding or [MASK]
+        out[swap] = random_ids[swap]
+        return out, chosen
+
+    def compute_loss(self, batch: Any) -> dict[str, torch.Tensor]:
+        ids = batch[0].long()  # the labels, if any, are not used: pretraining reads the texts alone
+        generator = None if self.training else torch.Generator().manual_seed(0)
+        masked, chosen = self.mask(ids, generator)
+        h = self.encode(masked)[0][:, 1:]  # (B, T, C) without [CLS]
+        picked = self.mlm_transform(h[chosen])  # (M, C): only the chosen positions reach the vocabulary
+        logits = picked @ self.tokens.embed.weight.t() + self.mlm_bias  # (M, V), tied to the input embedding
+        target = ids[chosen]
+        loss = F.cross_entropy(logits.float(), target) if len(target) else h.sum() * 0.0
+        accuracy = (logits.argmax(1) == target).float().mean() if len(target) else loss.detach() * 0.0
+        return {"loss": loss, "masked_accuracy": accuracy}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoder's states (B, 1+T, C): what a fine-tuned classifier reads."""
+        return self.encode(x)[0]
+
+    def optimizer_groups(self) -> dict[str, Any]:
+        return {"main": decay_groups(self, no_decay=("cls_token", "positions.table.weight", "mlm_bias"))}
+
+
 # ---- builders ------------------------------------------------------------------------------------------------------
 def _text_classes(spec: DataSpec) -> bool:
     return spec.text_ids
@@ -215,6 +278,17 @@ def transformer_encoder(spec: DataSpec, dim: int = 128, depth: int = 4, heads: i
     front, n = _front_end(spec, "transformer-encoder", dim, tokens, patch)
     return TransformerClassifier(front, n, spec.num_classes, dim, depth, heads, dropout, positions, pool,
                                  label_smoothing)  # fmt: skip
+
+
+@MODELS.register("bert-mlm", help="BERT-style masked-LM pretraining of transformer-encoder on labelled texts' texts "
+                                  "(15%, 80/10/10); fine-tune with --init-from")  # fmt: skip
+def bert_mlm(spec: DataSpec, dim: int = 128, depth: int = 4, heads: int = 4, dropout: float = 0.1,
+             positions: str = "learned", mask_rate: float = 0.15) -> MaskedLM:  # fmt: skip
+    if not _text_classes(spec) or "mask_id" not in spec.extra:
+        raise IncompatibleData(f"bert-mlm pretrains on labelled texts (their texts only); {spec.name} is not one.")
+    front = CharTokens(spec.extra["vocab_size"], spec.extra["pad_id"], dim)
+    return MaskedLM(front, spec.input_shape[0], spec.extra["mask_id"], spec.extra["pad_id"], mask_rate, dim=dim,
+                    depth=depth, heads=heads, dropout=dropout, positions=positions)  # fmt: skip
 
 
 @MODELS.register("vit", help="Vision Transformer (Dosovitskiy et al. 2021): patch embedding, class token, encoder")

@@ -13,7 +13,7 @@ Python must load this package before any of those three: ``api`` imports ``tasks
 
 from __future__ import annotations
 
-from . import classification, forecast, generative, language_model, regression
+from . import classification, forecast, generative, language_model, pretraining, regression
 from .base import TASKS, History, Task, generate, get_task
 from .classification import classification_metrics, classification_reports, classification_result
 
@@ -24,5 +24,6 @@ TASKS.add("classification", classification.TASK)
 TASKS.add("language-model", language_model.TASK)
 TASKS.add("forecast", forecast.TASK)
 TASKS.add("regression", regression.TASK)
+TASKS.add("masked-lm", pretraining.TASK)
 TASKS.add("autoencoder", generative.AUTOENCODER_TASK)
 TASKS.add("gan", generative.GAN_TASK)

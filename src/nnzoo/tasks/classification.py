@@ -53,7 +53,29 @@ def classification_reports(history: History, data: Dataset, outputs: torch.Tenso
         if data.test.x.dim() == 4:  # images: show the most confident mistakes
             paths.append(reports.plot_worst(data.test.x, data.test.y, probs, data.spec.class_names,
                                             folder / "worst.png"))  # fmt: skip
+        elif data.spec.text_ids:  # texts: the same, as the tokens the model read
+            paths.append(worst_texts(data, probs, folder / "mistakes.md"))
     return paths
+
+
+def worst_texts(data: Dataset, probs: torch.Tensor, path: Path, count: int = 20) -> Path:
+    """The misclassified test texts the model was most confident about, as a Markdown table: each text as the
+    model read it (its tokens joined back, cut at seq_len, unknown tokens as their placeholder)."""
+    from ..data.tokenizers import load_tokenizer
+
+    extra, names = data.spec.extra, data.spec.class_names
+    tok, vocab, pad = load_tokenizer(extra.get("tokenizer")), extra["vocab"], extra["pad_id"]
+    pred = probs.argmax(1)
+    wrong = (pred != data.test.y).nonzero().flatten()
+    order = wrong[probs[wrong, pred[wrong]].argsort(descending=True)][:count].tolist()
+    lines = [f"# The {len(order)} most confident mistakes on the test split ({len(wrong)} wrong of {len(pred)})", "",
+             "| # | true | predicted | p | text (as the model read it) |", "|---|---|---|---|---|"]  # fmt: skip
+    for rank, i in enumerate(order, 1):
+        text = tok.join([vocab[t] for t in data.test.x[i].tolist() if t != pad]).replace("|", "\\|").replace("\n", " ")
+        lines.append(f"| {rank} | {names[int(data.test.y[i])]} | {names[int(pred[i])]} | "
+                     f"{float(probs[i, pred[i]]):.3f} | {text} |")  # fmt: skip
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
 
 
 def classification_metrics(test: dict[str, float], outputs: torch.Tensor | None, data: Dataset) -> dict[str, Any]:
@@ -123,10 +145,20 @@ def text_classifier_plan(run: Any) -> ExportPlan:
     check = real.long()
     example = torch.randint(1, pad_id, (2, seq_len))
     example[0, seq_len // 2 :] = pad_id  # trace with some padding too
-    docs = {"ids": f"(batch, {seq_len}) int64 character ids (index into vocab; 0 = a character not in vocab), the text "
-                   f"cut to its first {seq_len} characters and followed by pad_id = {pad_id} up to {seq_len}",
+    tokenizer = spec.extra.get("tokenizer") or {"kind": "char"}
+    unit = "character" if tokenizer["kind"] == "char" else f"{tokenizer['kind']} token"
+    docs = {"ids": f"(batch, {seq_len}) int64 {unit} ids (index into vocab; 0 = a {unit} not in vocab), the text cut "
+                   f"to its first {seq_len} {unit}s and followed by pad_id = {pad_id} up to {seq_len}; tokenizer says "
+                   "how a text becomes tokens (char: each character; word: jieba for Chinese runs, lower-cased runs "
+                   "of letters/digits and single punctuation marks elsewhere; bpe: the Hugging Face tokenizers JSON)",
             "logits": "(batch, classes) float32; softmax gives the probabilities"}  # fmt: skip
-    meta = {"class_names": spec.class_names, "vocab": vocab, "pad_id": pad_id, "seq_len": seq_len}
+    meta = {
+        "class_names": spec.class_names,
+        "vocab": vocab,
+        "pad_id": pad_id,
+        "seq_len": seq_len,
+        "tokenizer": tokenizer,
+    }
     # A model whose training form does not export (packed sequences) offers a twin that computes the same logits.
     model = run.model.eval()
     module = model.export_twin() if hasattr(model, "export_twin") else model
