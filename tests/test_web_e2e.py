@@ -194,3 +194,31 @@ def test_sections_follow_the_models_loaded(browser, serve_runs: dict[str, Path])
         page, errors = open_page(browser, base)
         assert page.is_visible("#write") and not page.is_visible("#draw") and not page.is_visible("#gallery")
         assert "1 model(s) loaded" in page.inner_text("#status") and errors == []
+
+
+def test_a_sentiment_model_of_words(browser, tmp_path: Path) -> None:  # noqa: ANN001
+    """A review classifier trained on jieba words answers in the text section with the run's own tokenizer:
+    what is shown is what the API says, and a word it never saw is named in the notes."""
+    from nnzoo.cli import main
+
+    rows = ["label,review"] + [
+        f"{i % 2},{'房间很干净，服务也好' if i % 2 else '房间太脏了，服务很差'}" for i in range(80)
+    ]
+    (tmp_path / "r.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    run = tmp_path / "reviews"
+    assert main(["train", "text-cnn", "--data-file", str(tmp_path / "r.csv"), "--text-column", "review",
+                 "--tokenizer", "word", "--epochs", "3", "--set", "data.seq_len=16", "--set", "model_args.filters=8",
+                 "--out", str(run), "--quiet"]) == 0  # fmt: skip
+    with running([run]) as base:
+        page, errors = open_page(browser, base)
+        review = "房间很干净，早餐也好"  # 早餐: a word these reviews never had
+        page.fill("#authors-text", review)
+        page.click("#authors-button")
+        page.wait_for_function("document.querySelectorAll('#authors-probs li').length === 2")
+        with httpx.Client(trust_env=False, timeout=30) as client:
+            answer = client.post(base + "v1/models/reviews/predict?top_k=2", json={"text": review}).json()
+        shown = {li.get_attribute("data-label"): float(li.get_attribute("data-probability"))
+                 for li in page.locator("#authors-probs li").all()}  # fmt: skip
+        assert shown == pytest.approx(answer["probabilities"], abs=1e-6)
+        assert "1 token(s) never seen in training read as unknown: 早餐" in page.inner_text("#authors-notes")
+        assert errors == []

@@ -87,6 +87,19 @@ def labelled_dataset(name: str, df: Any, cfg: DataConfig, source: str, text_colu
                             "the validation or test rows never appear in the training rows.")  # fmt: skip
     else:
         train_i, val_i, test_i = stratified_split(strata(y_all, True), cfg)
+    extra = {"text_column": text_column, "label_column": label_column}
+    notes = (*extra_notes, *([f"{dropped} row{'s' if dropped > 1 else ''} without a text or a label dropped"]
+                             if dropped else []))  # fmt: skip
+    return encode_labelled(name, texts, y_all, (train_i, val_i, test_i), class_names, cfg, source, notes, extra)
+
+
+def encode_labelled(name: str, texts: list[str], y_all: np.ndarray, splits: tuple[np.ndarray, ...],
+                    class_names: list[str], cfg: DataConfig, source: str, extra_notes: tuple[str, ...] = (),
+                    extra: dict[str, Any] | None = None) -> Dataset:  # fmt: skip
+    """Labelled texts, split, as token ids: the tokenizer and vocabulary fitted on the training texts (or a
+    pretrained run's, ``data.vocab_from``), ``data.label_fraction`` of the training labels kept; what the
+    labelled-text files, ChnSentiCorp and tang-authors share."""
+    train_i, val_i, test_i = (np.asarray(s) for s in splits)
     if cfg.vocab_from:  # a pretrained run's tokens, so its weights mean what they meant
         tok, vocab = pretrained_vocab(cfg)
     else:
@@ -116,8 +129,8 @@ def labelled_dataset(name: str, df: Any, cfg: DataConfig, source: str, text_colu
     spec = DataSpec(name, task="classification", input_shape=(cfg.seq_len,), num_classes=len(class_names),
                     class_names=class_names,
                     extra={"kind": "text-classification", "vocab": vocab.tokens, "pad_id": pad_id,
-                           "mask_id": pad_id + 1, "vocab_size": pad_id + 2, "truncated_at": cfg.seq_len, "text_column": text_column,
-                           "label_column": label_column, "tokenizer": tok.to_dict(),
+                           "mask_id": pad_id + 1, "vocab_size": pad_id + 2, "truncated_at": cfg.seq_len,
+                           **(extra or {}), "tokenizer": tok.to_dict(),
                            "idf": idf([ids[i] for i in all_train], pad_id)})  # fmt: skip
     if len(train_i) < len(all_train):
         extra_notes = (*extra_notes, f"{len(train_i):,} of the {len(all_train):,} training labels used "
@@ -129,8 +142,6 @@ def labelled_dataset(name: str, df: Any, cfg: DataConfig, source: str, text_colu
         f"{tok.kind} tokenizer, {len(vocab):,} tokens ({100 * unknown:.1f}% of all tokens unknown)",
         f"{100 * cut:.0f}% of training texts longer than data.seq_len={cfg.seq_len} {unit} are cut",
     ]
-    if dropped:
-        notes.append(f"{dropped} row{'s' if dropped > 1 else ''} without a text or a label dropped")
     return Dataset(spec, train, val, test, f"{source}; {'; '.join(notes)}")
 
 

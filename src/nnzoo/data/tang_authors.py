@@ -8,11 +8,13 @@ a fixed seed (``data.split_seed``), so every split keeps the poets' proportions 
 
 What any sequence classifier gets (also written into ``DataSpec.extra``):
 
-- ``x``: (N, data.seq_len) character ids, int16. A poem longer than ``seq_len`` is cut to its first ``seq_len``
-  characters; a shorter one is followed by ``pad_id`` up to ``seq_len``.
-- ids: ``extra["vocab"][i]`` is the character of id i, from the training poems only; id 0 (U+FFFD) stands for a
-  character the training poems never showed. ``extra["pad_id"] == len(vocab)`` pads, so an embedding table
-  needs ``extra["vocab_size"] == len(vocab) + 1`` rows; the padding mask is ``x == pad_id``.
+- ``x``: (N, data.seq_len) token ids, int16: characters unless ``--tokenizer`` says otherwise (the poems are
+  encoded as every labelled text is, data/labelled_text.py). A poem longer than ``seq_len`` is cut to its first
+  ``seq_len`` tokens; a shorter one is followed by ``pad_id`` up to ``seq_len``.
+- ids: ``extra["vocab"][i]`` is the token of id i, from the training poems only; id 0 (U+FFFD) stands for a
+  character the training poems never showed. ``extra["pad_id"] == len(vocab)`` pads and ``extra["mask_id"]``
+  (``pad_id + 1``) is [MASK] for bert-mlm, so an embedding table needs ``extra["vocab_size"] == len(vocab) + 2``
+  rows; the padding mask is ``x == pad_id``.
 - ``y``: the poet's index into ``class_names``.
 
 The majority baseline (always answering 白居易) is that poet's share of the test split: about 40%.
@@ -23,13 +25,15 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..config import DataConfig
 from ..errors import UserError
+from .labelled_text import encode_labelled
 from .registry import register_dataset
-from .spec import Dataset, DataSpec, Split
-from .text import CharVocab, load_tang_poems, poem_text
+from .spec import Dataset, DataSpec
+from .text import load_tang_poems, poem_text
 
 POETS = ["白居易", "杜甫", "李白", "元稹", "劉禹錫"]
 FRACTIONS = (0.8, 0.1, 0.1)  # train, validation, test; per poet
@@ -65,15 +69,6 @@ def stratified_split(labels: list[int], seed: int) -> tuple[list[int], list[int]
     return sorted(parts[0]), sorted(parts[1]), sorted(parts[2])
 
 
-def encode_padded(texts: list[str], vocab: CharVocab, length: int, pad_id: int) -> torch.Tensor:
-    """(N, length) int16 ids: each text cut to ``length`` characters or padded with ``pad_id``."""
-    x = torch.full((len(texts), length), pad_id, dtype=torch.int16)
-    for i, t in enumerate(texts):
-        ids = vocab.encode(t[:length])
-        x[i, : len(ids)] = ids
-    return x
-
-
 def make_dataset(texts: list[str], labels: list[int], cfg: DataConfig, source: str) -> Dataset:
     if cfg.seq_len < 1:
         raise UserError(f"data.seq_len must be a positive whole number, not {cfg.seq_len}.")
@@ -81,27 +76,13 @@ def make_dataset(texts: list[str], labels: list[int], cfg: DataConfig, source: s
     if len(counts) < len(POETS) or min(counts.values()) < 10:
         raise UserError(f"The poems found in {source} give too few poems of some of {', '.join(POETS)} "
                         "(10 each at least): is the chinese-poetry 全唐诗 folder complete?")  # fmt: skip
-    train_i, val_i, test_i = stratified_split(labels, cfg.split_seed)
-    vocab = CharVocab.from_text("".join(texts[i] for i in train_i))
-    pad_id = len(vocab)
-    y = torch.tensor(labels, dtype=torch.long)
-
-    def split(idx: list[int]) -> Split:
-        return Split(encode_padded([texts[i] for i in idx], vocab, cfg.seq_len, pad_id), y[idx])
-
-    train, val, test = split(train_i), split(val_i), split(test_i)
-    if cfg.limit_train:
-        train = train.subset(slice(0, cfg.limit_train))
-    if cfg.limit_test:
-        test = test.subset(slice(0, cfg.limit_test))
-    spec = DataSpec(SPEC.name, task="classification", input_shape=(cfg.seq_len,), num_classes=len(POETS),
-                    class_names=list(POETS),
-                    extra={"kind": "text-classification", "vocab": vocab.chars, "pad_id": pad_id,
-                           "vocab_size": pad_id + 1, "truncated_at": cfg.seq_len})  # fmt: skip
-    return Dataset(spec, train, val, test, source)
+    splits = stratified_split(labels, cfg.split_seed)
+    # Tokens, a pretrained run's vocabulary, a share of the labels: as every labelled text has them.
+    return encode_labelled(SPEC.name, texts, np.asarray(labels, dtype=np.int64), splits, list(POETS), cfg, source)
 
 
-@register_dataset(SPEC, help="全唐诗 authorship: which of the 5 most prolific Tang poets wrote a poem (7.4k poems)")
+@register_dataset(SPEC, help="全唐诗 authorship: which of the 5 most prolific Tang poets wrote a poem (7.4k poems)",
+                  reads=("tokenizer", "vocab_size", "vocab_from", "label_fraction"))  # fmt: skip
 def tang_authors(cfg: DataConfig) -> Dataset:
     poems, where = load_tang_poems(cfg)
     texts, labels = author_poems(poems)

@@ -97,16 +97,20 @@ class Served:
                           f"{what}.")  # fmt: skip
 
 
+def serving_runner(run: LoadedRun, settings: Settings) -> Runner:
+    """The Runner of a served model: it puts the model where it runs and predicts as `nnzoo predict` does
+    (normalised, autocast); it builds no optimizer and reseeds nothing."""
+    tc = dataclasses.replace(run.config.train, device=settings.device, compile=False, num_threads=None)
+    return Runner(run.model, tc, spec=run.spec)
+
+
 class ImageClassifier(Served):
     kind = "classifier"
     endpoints = ("predict",)
 
     def __init__(self, name: str, run: LoadedRun, settings: Settings):
         super().__init__(name, run, settings)
-        # The Runner puts the model where it runs, and predicts as `nnzoo predict` does (normalised, autocast);
-        # it builds no optimizer and reseeds nothing.
-        tc = dataclasses.replace(run.config.train, device=settings.device, compile=False, num_threads=None)
-        self.trainer = Runner(run.model, tc, spec=run.spec)
+        self.trainer = serving_runner(run, settings)
         self.batcher = Batcher(self.forward, self.executor, max_batch=settings.max_batch,
                                wait_ms=settings.batch_wait_ms, name=name)  # fmt: skip
 
@@ -229,8 +233,7 @@ class TableModel(Served):
 
     def __init__(self, name: str, run: LoadedRun, settings: Settings):
         super().__init__(name, run, settings)
-        tc = dataclasses.replace(run.config.train, device=settings.device, compile=False, num_threads=None)
-        self.trainer = Runner(run.model, tc, spec=run.spec)
+        self.trainer = serving_runner(run, settings)
         self.encoding = TableEncoding.from_dict(run.spec.extra["table"])
 
     def info(self) -> dict[str, Any]:
