@@ -18,7 +18,7 @@ import torch
 from . import checkpoint, reports
 from .callbacks import read_jsonl
 from .config import RunConfig
-from .data import arrays, load_dataset
+from .data import DATASETS, arrays, load_dataset
 from .data.spec import Dataset, DataSpec
 from .errors import UserError
 from .models import Model, create_model
@@ -119,6 +119,8 @@ def load_data(run: LoadedRun, data_dir: str | None) -> Dataset:
         raise UserError(f"{run.run_dir} was trained on data given in Python, which nnzoo cannot load again: evaluate "
                         "it in Python (nnzoo.Trainer(...).evaluate((x, y)), or run.predict(x)).")  # fmt: skip
     dc = dataclasses.replace(run.config.data, data_dir=data_dir or run.config.data.data_dir)
+    if "vocab" in run.spec.extra and "vocab_from" in DATASETS.get(dc.name).reads:
+        dc = dataclasses.replace(dc, vocab_from=str(run.run_dir))  # texts as the run's own tokens, wherever it lies
     data = load_dataset(dc)
     data.spec = dataclasses.replace(data.spec, task=run.spec.task)  # the run's task (see train)
     return data
