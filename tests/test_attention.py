@@ -227,7 +227,8 @@ def test_tang_authors_dedupes_stratifies_and_pads() -> None:
     assert (len(data.train), len(data.val), len(data.test)) == (240, 30, 30)
     assert torch.bincount(data.test.y).tolist() == [6] * 5  # stratified: every poet keeps its share
     pad = data.spec.extra["pad_id"]
-    assert pad == len(data.spec.extra["vocab"]) and data.spec.extra["vocab_size"] == pad + 1
+    assert pad == len(data.spec.extra["vocab"]) and data.spec.extra["mask_id"] == pad + 1
+    assert data.spec.extra["vocab_size"] == pad + 2  # [MASK] for bert-mlm has the last row
     assert data.train.x.dtype == torch.int16 and data.train.x.shape[1] == 24 and (data.train.x == pad).any()
     vocab = CharVocab(data.spec.extra["vocab"])
     decode = lambda s: {vocab.decode([i for i in row.tolist() if i != pad]) for row in s.x}  # noqa: E731

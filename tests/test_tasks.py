@@ -42,11 +42,26 @@ def regression_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def task_runs(serve_runs: dict[str, Path], forecast_run: Path, regression_run: Path) -> dict[str, Path]:
+def pretraining_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """chnsenticorp-bert-mlm on a file of reviews written here (ChnSentiCorp itself is not on the test machine)."""
+    d = tmp_path_factory.mktemp("tasks")
+    rows = [f"{i % 2},{'房间很干净，服务也好' if i % 2 else '房间太脏，服务很差'}，第{i}天" for i in range(60)]
+    (d / "r.csv").write_text("label,review\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    run = d / "chnsenticorp-bert-mlm"
+    args = ["chnsenticorp-bert-mlm", "--dataset", "text-labels", "--data-file", str(d / "r.csv"), "--text-column",
+            "review", "--set", "data.seq_len=16", "--set", "model_args.dim=16", "--set", "model_args.heads=2"]  # fmt: skip
+    assert main(["train", *args, "--out", str(run), *QUICK]) == 0
+    return run
+
+
+@pytest.fixture(scope="module")
+def task_runs(serve_runs: dict[str, Path], forecast_run: Path, regression_run: Path,
+              pretraining_run: Path) -> dict[str, Path]:  # fmt: skip
     """The run of each task: conftest's serve_runs (trained once per session: digits-mlp, a poem LSTM, a cGAN, an
-    autoencoder), the forecaster and the regressor above."""
+    autoencoder), the forecaster, the regressor and the masked-LM above."""
     return {"classification": serve_runs["digits"], "language-model": serve_runs["poems"], "forecast": forecast_run,
-            "gan": serve_runs["cgan"], "autoencoder": serve_runs["ae"], "regression": regression_run}  # fmt: skip
+            "gan": serve_runs["cgan"], "autoencoder": serve_runs["ae"], "regression": regression_run,
+            "masked-lm": pretraining_run}  # fmt: skip
 
 
 def _digit_png(tmp: Path) -> Path:
@@ -104,6 +119,13 @@ def _reconstructs_images(run: Path, tmp: Path, capsys: pytest.CaptureFixture) ->
     assert grid.read_bytes()[:4] == b"\x89PNG"
 
 
+def _is_for_fine_tuning(run: Path, tmp: Path, capsys: pytest.CaptureFixture) -> None:
+    """A masked LM answers no question itself: predict says so in one sentence; its encoder is what --init-from
+    takes (tests/test_tokenizers.py fine-tunes one)."""
+    code, _, err = run_cli(capsys, "predict", run, "--text", "房间很干净")
+    assert code != 0 and err.startswith("error:") and "masked-lm" in err and err.count("\n") == 1
+
+
 @dataclass(frozen=True)
 class Row:
     recipe: str  # what the run was trained from
@@ -118,6 +140,7 @@ RUNS = {
     "regression": Row("diabetes-mlp", _regresses_rows, "ridge_baseline_mae"),
     "autoencoder": Row("mnist-vae", _reconstructs_images, "loss"),
     "gan": Row("mnist-cgan", _generates_images, "d_loss"),
+    "masked-lm": Row("chnsenticorp-bert-mlm", _is_for_fine_tuning, "masked_perplexity"),
 }
 
 
